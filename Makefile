@@ -1,0 +1,29 @@
+# The two commands of the README are `make demo` and `make test`; each bootstraps what it needs.
+.PHONY: bootstrap demo test up down status ui lint bench
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	@scripts/demo.sh
+
+test: bootstrap
+	@scripts/test.sh
+
+up: bootstrap
+	@.venv/bin/netflix-assets stack up
+
+down:
+	@.venv/bin/netflix-assets stack down
+
+status:
+	@.venv/bin/netflix-assets stack status
+
+ui: bootstrap
+	@. scripts/env.sh && dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint:
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: bootstrap
+	@. scripts/env.sh && for b in benchmarks/*.py; do python $$b; done

@@ -1,0 +1,13 @@
+"""The code location: every asset, check, sensor, job and resource composed into one Definitions."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from assets import catalog
+from netflix_assets.resources import default_resources
+
+defs = Definitions(
+    assets=[*catalog.ASSETS],
+    resources=default_resources(),
+)

@@ -1,0 +1,73 @@
+"""Where local state lives and which loopback ports the local stack uses.
+
+Every default here is for the single-machine stack; production values arrive through
+environment variables read by the resources (see docs/ARCHITECTURE.md). Ports sit away from the
+usual system ports (6379, 5432, 9092) so a system Redis/PostgreSQL/Kafka never clashes with ours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def state_dir() -> Path:
+    """The one ignored folder holding the stack's data, logs, pid files and DAGSTER_HOME."""
+    return _env_path("NETFLIX_ASSETS_STATE", REPO_ROOT / ".state")
+
+
+def cache_dir() -> Path:
+    """Download cache (Maven jars) kept outside the clone so a fresh clone reuses it."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "netflix-assets"
+    return _env_path("NETFLIX_ASSETS_CACHE", default)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of the local stack; each can be moved with an environment variable."""
+
+    kafka: int
+    kafka_controller: int
+    redis: int
+    postgres: int
+
+
+HOST = "127.0.0.1"
+POSTGRES_DB = "netflix"
+POSTGRES_USER = "netflix"
+
+
+def ports() -> Ports:
+    """Read at call time, so a changed environment variable takes effect without a restart."""
+    env = os.environ.get
+    return Ports(
+        kafka=int(env("NETFLIX_ASSETS_KAFKA_PORT", "19092")),
+        kafka_controller=int(env("NETFLIX_ASSETS_KAFKA_CONTROLLER_PORT", "19093")),
+        redis=int(env("NETFLIX_ASSETS_REDIS_PORT", "16379")),
+        postgres=int(env("NETFLIX_ASSETS_POSTGRES_PORT", "15432")),
+    )
+
+
+def kafka_bootstrap() -> str:
+    return os.environ.get("NETFLIX_ASSETS_KAFKA_BOOTSTRAP", f"{HOST}:{ports().kafka}")
+
+
+def redis_url() -> str:
+    return os.environ.get("NETFLIX_ASSETS_REDIS_URL", f"redis://{HOST}:{ports().redis}/0")
+
+
+def postgres_dsn() -> str:
+    default = f"postgresql://{POSTGRES_USER}@{HOST}:{ports().postgres}/{POSTGRES_DB}"
+    return os.environ.get("NETFLIX_ASSETS_POSTGRES_DSN", default)
+
+
+def object_store_root() -> str:
+    return os.environ.get("NETFLIX_ASSETS_OBJECT_STORE", str(state_dir() / "objects"))

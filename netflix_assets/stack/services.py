@@ -1,0 +1,423 @@
+"""The three services of the local stack. Each knows how to start, check and stop itself.
+
+Each service keeps its data, log and pid file under <state>/<name>/. `up` is idempotent: a live
+service is left alone, a stale pid file is removed, and a port held by a process that is not ours
+is reported with the variable that moves the port.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netflix_assets import settings
+from netflix_assets.stack import jars
+from netflix_assets.stack.errors import StackError
+from netflix_assets.stack.process import (
+    alive,
+    log_tail,
+    port_open,
+    read_pid,
+    spawn,
+    terminate,
+    wait_until,
+)
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    port_env: str
+    marker: str
+    start_timeout_s: float = 60.0
+    endpoint: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return settings.state_dir() / self.name
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        return read_pid(self.pidfile)
+
+    def running(self) -> bool:
+        return alive(self.pid(), self.marker)
+
+    def healthy(self) -> bool:
+        return self.running() and port_open(self.port)
+
+    def up(self) -> str:
+        if self.healthy():
+            return "already running"
+        if self.running():
+            if wait_until(lambda: port_open(self.port), self.start_timeout_s):
+                return "already running"
+            raise StackError(
+                f"{self.name} (pid {self.pid()}) runs but does not listen on "
+                f"{self.port}; see {self.log}\n{log_tail(self.log)}"
+            )
+        self.pidfile.unlink(missing_ok=True)
+        # A killed process can hold its listening socket for a moment while its threads exit.
+        if not wait_until(lambda: not port_open(self.port), 5.0):
+            raise StackError(
+                f"port {self.port} for {self.name} is taken by a process this stack did not start; "
+                f"stop it or choose another port with {self.port_env}=<port>"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        self.record_pid(self.start())
+        if not wait_until(self.healthy, self.start_timeout_s):
+            raise StackError(
+                f"{self.name} did not come up within {self.start_timeout_s:.0f}s; "
+                f"log {self.log}:\n{log_tail(self.log)}"
+            )
+        self.after_start()
+        return "started"
+
+    def down(self) -> str:
+        pid = self.pid()
+        if not alive(pid, self.marker):
+            self.pidfile.unlink(missing_ok=True)
+            return "not running"
+        self.stop(pid)
+        self.pidfile.unlink(missing_ok=True)
+        return "stopped"
+
+    def record_pid(self, pid: int) -> None:
+        self.pidfile.write_text(f"{pid}\n")
+
+    def prepare(self) -> None:
+        """Create config and data folders before the first start."""
+
+    def start(self) -> int:
+        raise NotImplementedError
+
+    def after_start(self) -> None:
+        """Create users, databases or topics once the service answers."""
+
+    def stop(self, pid: int) -> None:
+        terminate(pid)
+
+
+def _require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise StackError(f"{binary} not found: run `make bootstrap` (apt-get install {package})")
+    return path
+
+
+class KafkaService(Service):
+    """Apache Kafka in KRaft mode, one node acting as broker and controller."""
+
+    def __init__(self) -> None:
+        ports = settings.ports()
+        super().__init__(
+            name="kafka",
+            port=ports.kafka,
+            port_env="NETFLIX_ASSETS_KAFKA_PORT",
+            marker="kafka.Kafka",
+            start_timeout_s=90.0,
+            endpoint=f"{settings.HOST}:{ports.kafka}",
+        )
+        self.controller_port = ports.kafka_controller
+
+    @property
+    def config(self) -> Path:
+        return self.home / "server.properties"
+
+    def _properties(self) -> str:
+        host = settings.HOST
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers={host}:{self.controller_port}",
+                f"listeners=PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{host}:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.home / 'data'}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "log.retention.hours=168",
+                "",
+            ]
+        )
+
+    def _java(self) -> list[str]:
+        java = _require("java", "openjdk-17-jre-headless")
+        log4j = Path(__file__).resolve().parent / "poms" / "kafka-log4j2.properties"
+        return [
+            java,
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.home}",
+            "-cp",
+            jars.classpath("kafka"),
+        ]
+
+    def prepare(self) -> None:
+        self.config.write_text(self._properties())
+        if (self.home / "data" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = [
+            *self._java(),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(
+                f"formatting Kafka's KRaft storage failed:\n{result.stdout}{result.stderr}"
+            )
+
+    def start(self) -> int:
+        return spawn([*self._java(), "kafka.Kafka", str(self.config)], self.log)
+
+    def healthy(self) -> bool:
+        if not super().healthy():
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            AdminClient({"bootstrap.servers": self.endpoint}).list_topics(timeout=2)
+        except Exception:
+            return False
+        return True
+
+
+class RedisService(Service):
+    def __init__(self) -> None:
+        port = settings.ports().redis
+        super().__init__(
+            name="redis",
+            port=port,
+            port_env="NETFLIX_ASSETS_REDIS_PORT",
+            marker="redis-server",
+            endpoint=f"redis://{settings.HOST}:{port}/0",
+        )
+
+    def start(self) -> int:
+        binary = _require("redis-server", "redis-server")
+        return spawn(
+            [
+                binary,
+                "--bind",
+                settings.HOST,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.home),
+                "--save",
+                "60 1000",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            self.log,
+        )
+
+
+class PostgresService(Service):
+    """A private PostgreSQL cluster, run as the `postgres` OS user when we are root (initdb
+    refuses root), with trust authentication on loopback only."""
+
+    def __init__(self) -> None:
+        port = settings.ports().postgres
+        super().__init__(
+            name="postgres",
+            port=port,
+            port_env="NETFLIX_ASSETS_POSTGRES_PORT",
+            marker="postgres",
+            endpoint=f"postgresql://{settings.POSTGRES_USER}@{settings.HOST}:{port}/{settings.POSTGRES_DB}",
+        )
+
+    @property
+    def home(self) -> Path:
+        """<state>/postgres, unless we are root and the `postgres` OS user cannot reach the
+        state folder (a clone under a private folder): then a folder in postgres's own home,
+        named after the state folder so two clones never share a cluster."""
+        preferred = settings.state_dir() / self.name
+        if os.geteuid() != 0 or _searchable_by_others(preferred):
+            return preferred
+        digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
+        return Path("/var/lib/postgresql") / f"netflix-assets-{digest}"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data / "postmaster.pid"
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().splitlines()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _bin(name: str) -> str:
+        found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        if found:
+            return str(found[-1])
+        return _require(name, "postgresql")
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return cmd
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise StackError(
+                "running as root needs the `postgres` OS user: apt-get install postgresql"
+            ) from exc
+        return ["runuser", "-u", "postgres", "--", *cmd]
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(path, "postgres", "postgres")
+
+    def prepare(self) -> None:
+        self._chown(self.home)
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        self._chown(self.data)
+        cmd = self._as_owner(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.data),
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ]
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"initdb failed:\n{result.stdout}{result.stderr}")
+
+    def start(self) -> int:
+        self.log.touch()
+        self._chown(self.log)
+        options = (
+            f"-p {self.port} -c listen_addresses={settings.HOST} "
+            f"-c unix_socket_directories={self.home} -c max_connections=200 "
+            "-c shared_buffers=128MB -c fsync=on"
+        )
+        cmd = self._as_owner(
+            [
+                self._bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(
+                f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{log_tail(self.log)}"
+            )
+        return self.pid() or 0
+
+    def record_pid(self, pid: int) -> None:
+        """postmaster.pid is PostgreSQL's own pid file; it is written by the server."""
+
+    def after_start(self) -> None:
+        psql = self._bin("psql")
+        base = [
+            psql,
+            "-h",
+            settings.HOST,
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+        ]
+        user, db = settings.POSTGRES_USER, settings.POSTGRES_DB
+        exists = subprocess.run(
+            [*base, "-c", f"SELECT 1 FROM pg_roles WHERE rolname='{user}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not exists:
+            subprocess.run([*base, "-c", f"CREATE ROLE {user} LOGIN SUPERUSER"], check=True)
+        has_db = subprocess.run(
+            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname='{db}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not has_db:
+            subprocess.run([*base, "-c", f"CREATE DATABASE {db} OWNER {user}"], check=True)
+
+    def stop(self, pid: int) -> None:
+        cmd = self._as_owner(
+            [self._bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        )
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            terminate(pid)
+
+    def down(self) -> str:
+        if not self.running():
+            return "not running"
+        self.stop(self.pid() or 0)
+        return "stopped"
+
+
+def _searchable_by_others(path: Path) -> bool:
+    """Whether every existing folder above path lets other users through (o+x)."""
+    return all(
+        folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents] if folder.exists()
+    )
+
+
+def all_services() -> list[Service]:
+    return [KafkaService(), RedisService(), PostgresService()]

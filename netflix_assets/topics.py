@@ -1,0 +1,16 @@
+"""Kafka topic names and partition counts: the one place they are spelled."""
+
+UPLOADS = "title-uploads"
+VIEWING_EVENTS = "viewing-events"
+QOE_AGGREGATES = "qoe-aggregates"
+QOE_ALERTS = "qoe-alerts"
+
+PARTITIONS = {
+    UPLOADS: 1,
+    # Keyed by session_id, so one session's events keep their order within a partition.
+    VIEWING_EVENTS: 4,
+    QOE_AGGREGATES: 1,
+    QOE_ALERTS: 1,
+}
+
+ALL = tuple(PARTITIONS)

@@ -1,0 +1,84 @@
+"""Kafka: producer, consumer and admin factories for the broker named by bootstrap_servers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from netflix_assets import settings
+
+
+class KafkaResource(ConfigurableResource):
+    """Clients for one Kafka cluster. Producers are idempotent (acks=all) so a retried send after
+    a broker restart never writes a duplicate; consumers never auto-commit, because the platform
+    keeps offsets where the data lands (sensor cursors, the bronze Delta table)."""
+
+    bootstrap_servers: str = Field(
+        default=settings.kafka_bootstrap(),
+        description="Comma-separated host:port list (env NETFLIX_ASSETS_KAFKA_BOOTSTRAP).",
+    )
+    request_timeout_s: float = 10.0
+
+    def _base(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap_servers}
+
+    def producer(self, **conf: Any) -> Producer:
+        merged = {
+            **self._base(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            **conf,
+        }
+        return Producer(merged)
+
+    def consumer(self, group_id: str, **conf: Any) -> Consumer:
+        merged = {
+            **self._base(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **conf,
+        }
+        return Consumer(merged)
+
+    def admin(self) -> AdminClient:
+        return AdminClient(self._base())
+
+    def ensure_topics(self, names: list[str] | tuple[str, ...], partitions: int = 1) -> list[str]:
+        """Create the topics that do not exist yet; returns the names it created."""
+        admin = self.admin()
+        existing = set(admin.list_topics(timeout=self.request_timeout_s).topics)
+        missing = [n for n in names if n not in existing]
+        if not missing:
+            return []
+        futures = admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+        )
+        for future in futures.values():
+            try:
+                future.result(self.request_timeout_s)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+        return missing
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Low and high offsets per partition of a topic, read without joining a group."""
+        consumer = self.consumer(group_id="netflix-assets-watermarks")
+        try:
+            meta = consumer.list_topics(topic, timeout=self.request_timeout_s)
+            partitions = meta.topics[topic].partitions
+            return {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=self.request_timeout_s
+                )
+                for p in sorted(partitions)
+            }
+        finally:
+            consumer.close()

@@ -1,0 +1,24 @@
+"""Redis: the online feature store and the dashboards' latest real-time values."""
+
+from __future__ import annotations
+
+import redis
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from netflix_assets import settings
+
+
+class RedisResource(ConfigurableResource):
+    """A Redis client factory; a client holds a connection pool, so callers keep theirs."""
+
+    url: str = Field(
+        default=settings.redis_url(),
+        description="redis:// URL (env NETFLIX_ASSETS_REDIS_URL).",
+    )
+    socket_timeout_s: float = 5.0
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.url, socket_timeout=self.socket_timeout_s, decode_responses=False
+        )

@@ -1,0 +1,52 @@
+-- The service's catalog: what is published and how good it is. Every statement is idempotent so
+-- PostgresResource.apply_schema() can run on every materialization of catalog_schema.
+CREATE SCHEMA IF NOT EXISTS catalog;
+
+CREATE TABLE IF NOT EXISTS catalog.titles (
+    title_id    text PRIMARY KEY,
+    title       text NOT NULL,
+    status      text NOT NULL DEFAULT 'uploaded',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS catalog.title_versions (
+    title_id      text NOT NULL REFERENCES catalog.titles (title_id),
+    version       text NOT NULL,
+    source_sha256 text NOT NULL,
+    published_at  timestamptz NOT NULL DEFAULT now(),
+    playback_url  text NOT NULL,
+    manifest_uri  text NOT NULL,
+    dash_uri      text,
+    PRIMARY KEY (title_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS catalog.renditions (
+    title_id       text NOT NULL,
+    version        text NOT NULL,
+    rung           text NOT NULL,
+    codec          text NOT NULL,
+    width          integer NOT NULL,
+    height         integer NOT NULL,
+    bitrate_kbps   integer NOT NULL,
+    peak_kbps      integer,
+    avg_kbps       integer,
+    codecs_string  text,
+    uri            text NOT NULL,
+    PRIMARY KEY (title_id, version, rung),
+    FOREIGN KEY (title_id, version) REFERENCES catalog.title_versions (title_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS catalog.quality (
+    title_id       text NOT NULL,
+    version        text NOT NULL,
+    rung           text NOT NULL,
+    vmaf_mean      double precision,
+    vmaf_harmonic  double precision,
+    vmaf_p1        double precision,
+    vmaf_min       double precision,
+    psnr           double precision,
+    ssim           double precision,
+    PRIMARY KEY (title_id, version, rung),
+    FOREIGN KEY (title_id, version, rung) REFERENCES catalog.renditions (title_id, version, rung)
+);

@@ -1,0 +1,56 @@
+"""netflix-assets: the Dagster data-asset platform of a video-streaming service."""
+
+from setuptools import find_packages, setup
+
+# Pins checked together with pip's resolver. delta-spark is 4.4.0 (not 4.4.1) because 4.4.1 has no
+# jar on Maven Central and the Python package must match the jar the Spark session loads.
+CORE = [
+    "dagster==1.13.27",
+    "dagster-webserver==1.13.27",
+    "dagster-aws==0.29.27",
+    "dagster-postgres==0.29.27",
+    "dagster-k8s==0.29.27",
+    "pyspark==4.2.0",
+    "delta-spark==4.4.0",
+    "deltalake>=1.6,<2",
+    "duckdb>=1.1",
+    "ffmpeg-python==0.2.0",
+    "imageio-ffmpeg==0.8.1",
+    "av>=14,<19",
+    "m3u8>=6",
+    "jsonschema>=4.23",
+    "redis>=5,<8",
+    "confluent-kafka>=2.6,<3",
+    "psycopg[binary]>=3.2,<4",
+    "boto3>=1.35",
+    "click>=8.1",
+    "rich>=13",
+]
+
+# Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the
+# recommendation models, not with the core platform.
+ML = ["torch>=2.5", "lightgbm>=4.5"]
+
+DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5", "matplotlib>=3.9"]
+
+setup(
+    name="netflix-assets",
+    version="0.1.0",
+    description="Dagster data-asset platform for a video-streaming service",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(
+        include=[
+            "netflix_assets*",
+            "assets*",
+            "resources*",
+            "sensors*",
+            "spark_jobs*",
+            "streaming*",
+            "schema*",
+        ]
+    ),
+    package_data={"netflix_assets.stack": ["poms/*"], "schema": ["*.sql", "*.json"]},
+    install_requires=CORE,
+    extras_require={"ml": ML, "dev": DEV},
+    entry_points={"console_scripts": ["netflix-assets=netflix_assets.cli:main"]},
+)

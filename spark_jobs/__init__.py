@@ -1,0 +1,1 @@
+"""Spark transformations as plain DataFrame -> DataFrame functions, plus spark-submit entries."""

@@ -1,0 +1,1 @@
+"""The real-time path: the PyFlink QoE job and the viewing-event simulator."""
