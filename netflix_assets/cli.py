@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
+from netflix_assets.settings import REPO_ROOT
 from netflix_assets.stack import manager
 from netflix_assets.stack.errors import StackError
 
@@ -64,6 +67,32 @@ def stack_jars() -> None:
 
     for group in ("kafka", "spark"):
         click.echo(f"{group:6s} {len(jars.resolve(group))} jars in {jars.group_dir(group)}")
+
+
+def _run_module(python: Path, module: str, args: tuple[str, ...]) -> None:
+    """Run a module of this repository in the foreground and exit with its status."""
+    if not python.exists():
+        click.echo(f"error: {python} is missing; run `make bootstrap`", err=True)
+        sys.exit(1)
+    sys.exit(subprocess.call([str(python), "-m", module, *args], cwd=REPO_ROOT))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def stream(args: tuple[str, ...]) -> None:
+    """Run the PyFlink QoE job on Flink's local mini-cluster (its own env, .venv-flink).
+
+    Every option passes through to streaming.qoe_job (`netflix-assets stream --help`)."""
+    _run_module(REPO_ROOT / ".venv-flink" / "bin" / "python", "streaming.qoe_job", args)
+
+
+@main.command(
+    "stream-sink", context_settings={"ignore_unknown_options": True, "help_option_names": []}
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def stream_sink(args: tuple[str, ...]) -> None:
+    """Copy the QoE job's Kafka outputs into Redis for dashboards (latest values per key)."""
+    _run_module(Path(sys.executable), "streaming.flink.redis_sink", args)
 
 
 @main.command()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from assets import catalog
+from assets import catalog, streaming
 from netflix_assets.resources import default_resources
 
 defs = Definitions(
-    assets=[*catalog.ASSETS],
+    assets=[*catalog.ASSETS, *streaming.ASSETS],
+    sensors=[*streaming.SENSORS],
     resources=default_resources(),
 )

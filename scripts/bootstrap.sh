@@ -38,6 +38,8 @@ if [[ ! -f $stamp ]]; then
 fi
 
 .venv/bin/netflix-assets stack jars
+# PyFlink's pins clash with pyspark's, so the QoE job has its own environment, .venv-flink.
+scripts/bootstrap_flink.sh
 
 mkdir -p .state/dagster
 ln -sf ../../dagster.yaml .state/dagster/dagster.yaml

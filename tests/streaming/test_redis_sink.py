@@ -1,0 +1,114 @@
+"""The Redis sink: pure write plans, and idempotent, order-safe writes into the real Redis."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from resources.kafka import KafkaResource
+from resources.redis import RedisResource
+from streaming.flink import redis_sink
+
+
+def viewers(title: str, end: str, count: int) -> dict:
+    return {
+        "kind": "concurrent_viewers",
+        "title_id": title,
+        "window_start": end.replace(":01:", ":00:"),
+        "window_end": end,
+        "viewers": count,
+    }
+
+
+def alert(title: str) -> dict:
+    return {
+        "alert_id": "a" * 32,
+        "kind": "qoe_alert",
+        "title_id": title,
+        "device": "tv",
+        "cdn": "oca",
+        "country": "US",
+        "window_start": "2026-11-24T20:00:00.000Z",
+        "window_end": "2026-11-24T20:05:00.000Z",
+        "attempts": 9,
+        "breaches": ["error_rate"],
+        "startup_p95_ms": None,
+        "rebuffer_ratio": 0.0,
+        "error_rate": 0.5,
+        "avg_bitrate_kbps": 3000.0,
+    }
+
+
+def test_plan_writes_key_layout() -> None:
+    writes = redis_sink.plan_writes(viewers("t9", "2026-11-24T20:01:00.000Z", 3))
+    assert writes[0] == redis_sink.HashWrite(
+        "qoe:v1:viewers:t9",
+        {
+            "title_id": "t9",
+            "window_start": "2026-11-24T20:00:00.000Z",
+            "window_end": "2026-11-24T20:01:00.000Z",
+            "viewers": "3",
+        },
+        redis_sink.VIEWERS_TTL_S,
+        "window_end",
+    )
+    alert_writes = redis_sink.plan_writes(alert("t9"))
+    assert alert_writes[0].key == "qoe:v1:alert:" + "a" * 32
+    assert alert_writes[0].fields["breaches"] == '["error_rate"]'
+    assert alert_writes[0].fields["startup_p95_ms"] == ""
+    assert alert_writes[1] == redis_sink.IndexWrite("qoe:v1:alerts", "a" * 32, 1795550700.0)
+    assert redis_sink.plan_writes({"kind": "something-else"}) == []
+    assert redis_sink.decode(b"not json") is None and redis_sink.decode(b"[1]") is None
+
+
+@pytest.fixture
+def title(redis_resource: RedisResource) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis_resource.client()
+    client.delete(*client.keys(f"qoe:v1:*{name}*"), "qoe:v1:alert:" + "a" * 32)
+    client.zrem("qoe:v1:alerts", "a" * 32)
+
+
+@pytest.mark.stack
+def test_writes_are_idempotent_and_never_go_back_in_time(
+    redis_resource: RedisResource, title: str
+) -> None:
+    client = redis_resource.client()
+    newer = viewers(title, "2026-11-24T20:02:00.000Z", 7)
+    older = viewers(title, "2026-11-24T20:01:00.000Z", 3)
+    for record in (newer, older, newer):
+        redis_sink.apply_writes(client, redis_sink.plan_writes(record))
+    stored = client.hgetall(f"qoe:v1:viewers:{title}")
+    assert stored[b"viewers"] == b"7"
+    assert stored[b"window_end"] == b"2026-11-24T20:02:00.000Z"
+    assert 0 < client.ttl(f"qoe:v1:viewers:{title}") <= redis_sink.VIEWERS_TTL_S
+
+
+@pytest.mark.stack
+def test_run_consumes_the_topics_into_redis(
+    kafka_resource: KafkaResource, redis_resource: RedisResource, title: str
+) -> None:
+    topic = f"test-qoe-sink-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic])
+    producer = kafka_resource.producer()
+    for record in (viewers(title, "2026-11-24T20:01:00.000Z", 3), alert(title)):
+        producer.produce(topic, key=title, value=json.dumps(record))
+    producer.produce(topic, value=b"\x00 not a record")
+    producer.flush(10)
+
+    applied = redis_sink.run(
+        kafka_resource.bootstrap_servers,
+        redis_resource.url,
+        [topic],
+        group_id=f"test-sink-{uuid.uuid4().hex[:8]}",
+        until_caught_up=True,
+    )
+    assert applied == 2
+    client = redis_resource.client()
+    assert client.hget(f"qoe:v1:viewers:{title}", "viewers") == b"3"
+    assert client.hget("qoe:v1:alert:" + "a" * 32, "title_id") == title.encode()
+    assert client.zscore("qoe:v1:alerts", "a" * 32) == 1795550700.0

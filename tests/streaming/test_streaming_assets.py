@@ -1,0 +1,55 @@
+"""The stream's external assets and their observation sensor (main venv, no pyflink)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from dagster import Definitions, build_sensor_context
+
+from assets import streaming
+from resources.kafka import KafkaResource
+from resources.redis import RedisResource
+
+
+def test_assets_and_sensor_compose() -> None:
+    defs = Definitions(
+        assets=streaming.ASSETS,
+        sensors=streaming.SENSORS,
+        resources={"kafka": KafkaResource(), "redis": RedisResource()},
+    )
+    graph = defs.resolve_asset_graph()
+    for key in streaming.STREAM_ASSET_KEYS:
+        assert graph.get(key).parent_keys == {streaming.viewing_events.key}
+        assert graph.get(key).group_name == "streaming"
+    assert "pyflink" not in sys.modules
+
+
+def test_stream_observations_metadata() -> None:
+    state = streaming.StreamState(
+        job_lag=12,
+        sink_lag={"qoe-aggregates": 3, "qoe-alerts": 0},
+        last_window_end={"viewers": "2026-11-24T20:01:00.000Z", "qoe": "", "alert": ""},
+        alerts_last_day=0,
+        read_at=datetime(2026, 11, 24, 20, 1, 30, tzinfo=UTC),
+    )
+    by_key = {o.asset_key.path[0]: o.metadata for o in streaming.stream_observations(state)}
+    assert by_key["concurrent_viewers"]["job_consumer_lag"].value == 12
+    assert by_key["concurrent_viewers"]["redis_sink_consumer_lag"].value == 3
+    assert by_key["concurrent_viewers"]["last_window_age_s"].value == 30.0
+    assert by_key["qoe_aggregates"]["last_window_end"].value == "none yet"
+    assert by_key["qoe_alerts"]["alerts_last_24h"].value == 0
+
+
+@pytest.mark.stack
+def test_sensor_observes_the_real_stack(
+    kafka_resource: KafkaResource, redis_resource: RedisResource
+) -> None:
+    kafka_resource.ensure_topics(["viewing-events", "qoe-aggregates", "qoe-alerts"])
+    context = build_sensor_context(resources={"kafka": kafka_resource, "redis": redis_resource})
+    result = streaming.qoe_stream_observation_sensor(context)
+    observed = {e.asset_key for e in result.asset_events}
+    assert observed == set(streaming.STREAM_ASSET_KEYS)
+    for event in result.asset_events:
+        assert event.metadata["job_consumer_lag"].value >= 0
