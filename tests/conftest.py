@@ -77,6 +77,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A loopback port nobody listens on right now."""
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A local S3-compatible HTTP server (moto's standalone server) on a loopback port."""
