@@ -14,6 +14,8 @@ CORE = [
     "delta-spark==4.4.0",
     "deltalake>=1.6,<2",
     "duckdb>=1.1",
+    "pyarrow>=17",
+    "orjson>=3.10",
     "ffmpeg-python==0.2.0",
     "imageio-ffmpeg==0.8.1",
     "av>=14,<19",

@@ -1,0 +1,23 @@
+"""Where each lake table lives below the object store root: one name per table everywhere."""
+
+from __future__ import annotations
+
+from resources.object_store import ObjectStoreResource
+
+LAKE_TABLES = (
+    "bronze_viewing_events",
+    "silver_viewing_events",
+    "silver_quarantine",
+    "silver_playback_sessions",
+    "gold_title_daily",
+    "gold_qoe_daily",
+    "gold_user_daily",
+)
+
+
+def table_uri(store: ObjectStoreResource, name: str) -> str:
+    """The table's URI; s3:// becomes s3a:// because that is the scheme Hadoop's S3 client reads."""
+    if name not in LAKE_TABLES:
+        raise KeyError(f"unknown lake table {name!r}; known: {LAKE_TABLES}")
+    uri = store.uri(f"lake/{name}")
+    return "s3a://" + uri.removeprefix("s3://") if uri.startswith("s3://") else uri

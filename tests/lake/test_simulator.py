@@ -1,0 +1,51 @@
+"""The simulator is reproducible and mixes in the bad input it promises."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+
+from streaming.events import json_schema
+from streaming.simulator import MALFORMED_KINDS, SimConfig, Simulator
+
+
+def test_same_seed_same_messages() -> None:
+    config = SimConfig(users=50, titles=20, seed=3)
+    assert list(Simulator(config).messages()) == list(Simulator(config).messages())
+    assert list(Simulator(config).messages()) != list(
+        Simulator(SimConfig(users=50, titles=20, seed=4)).messages()
+    )
+
+
+def test_valid_events_match_the_json_schema_and_bad_ones_do_not() -> None:
+    config = SimConfig(users=80, titles=30, malformed_share=0.02, duplicate_share=0.01)
+    validator = jsonschema.Draft202012Validator(json_schema())
+    kinds = {}
+    for message in Simulator(config).messages():
+        kinds[message.kind] = kinds.get(message.kind, 0) + 1
+        try:
+            event = json.loads(message.value)
+        except json.JSONDecodeError:
+            assert message.kind == "bad_json"
+            continue
+        errors = list(validator.iter_errors(event))
+        if message.kind in ("valid", "duplicate"):
+            assert not errors, (event, errors[0].message)
+        elif message.kind != "far_future":  # a far-future date is well-formed JSON Schema-wise
+            assert errors, message.kind
+    assert set(MALFORMED_KINDS) <= set(kinds)
+    assert kinds["duplicate"] > 0
+
+
+def test_degraded_cdn_stalls_more() -> None:
+    def stalls_per_heartbeat(cdn: str | None) -> dict[str, float]:
+        counts: dict[str, list[int]] = {}
+        for event in Simulator(SimConfig(users=300, titles=30, degrade_cdn=cdn)).events():
+            pair = counts.setdefault(event["cdn"], [0, 0])
+            pair[0] += event["event_type"] == "stall_end"
+            pair[1] += event["event_type"] == "heartbeat"
+        return {c: s / max(h, 1) for c, (s, h) in counts.items()}
+
+    normal, degraded = stalls_per_heartbeat(None), stalls_per_heartbeat("akamai")
+    assert degraded["akamai"] > 4 * normal["akamai"]
