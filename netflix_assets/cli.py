@@ -69,6 +69,78 @@ def stack_jars() -> None:
         click.echo(f"{group:6s} {len(jars.resolve(group))} jars in {jars.group_dir(group)}")
 
 
+@main.command()
+@click.option("--users", default=1000, show_default=True, help="Simulated users.")
+@click.option("--titles", default=200, show_default=True, help="Titles in the catalog.")
+@click.option("--days", default=1, show_default=True, help="Days of viewing to simulate.")
+@click.option("--start", default=None, help="First day (YYYY-MM-DD); default: the last DAYS days.")
+@click.option("--rate", type=float, default=None, help="Events/s to pace at (default: flat out).")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--malformed-share", default=0.001, show_default=True)
+@click.option("--duplicate-share", default=0.002, show_default=True)
+@click.option("--late-share", default=0.01, show_default=True)
+@click.option("--degrade-cdn", default=None, help="Inject heavy stalls on one CDN (e.g. akamai).")
+@click.option("--topic", default=None, help="Topic (default: viewing-events).")
+def simulate(
+    users: int,
+    titles: int,
+    days: int,
+    start: str | None,
+    rate: float | None,
+    seed: int,
+    malformed_share: float,
+    duplicate_share: float,
+    late_share: float,
+    degrade_cdn: str | None,
+    topic: str | None,
+) -> None:
+    """Produce seeded, reproducible viewing events to Kafka."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from netflix_assets import topics
+    from resources.kafka import KafkaResource
+    from streaming.produce import produce_simulated
+    from streaming.simulator import SimConfig
+
+    first = (
+        date.fromisoformat(start) if start else datetime.now(UTC).date() - timedelta(days=days - 1)
+    )
+    config = SimConfig(
+        users=users,
+        titles=titles,
+        days=days,
+        seed=seed,
+        start=first,
+        malformed_share=malformed_share,
+        duplicate_share=duplicate_share,
+        late_share=late_share,
+        degrade_cdn=degrade_cdn,
+    )
+    report = produce_simulated(
+        KafkaResource(), config, rate=rate, topic=topic or topics.VIEWING_EVENTS
+    )
+    click.echo(
+        f"produced {report.produced} events to {report.topic} in {report.seconds:.1f}s "
+        f"({report.rate:,.0f}/s); {dict(report.kinds)}"
+    )
+
+
+@main.command()
+@click.argument("sql")
+def query(sql: str) -> None:
+    """Run SQL over the lake's Delta tables with DuckDB (no JVM); tables are named after assets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from netflix_assets.lake_query import query as run_query
+
+    result = run_query(sql)
+    view = Table(*result.column_names)
+    for row in result.to_pylist():
+        view.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(view)
+
+
 def _run_module(python: Path, module: str, args: tuple[str, ...]) -> None:
     """Run a module of this repository in the foreground and exit with its status."""
     if not python.exists():

@@ -6,10 +6,11 @@ from dagster import Definitions
 
 from assets import catalog, lake, streaming
 from netflix_assets.resources import default_resources
+from sensors import viewing_events
 
 defs = Definitions(
     assets=[*catalog.ASSETS, *lake.ASSETS, *streaming.ASSETS],
     jobs=[*lake.JOBS],
-    sensors=[*streaming.SENSORS],
+    sensors=[*viewing_events.SENSORS, *streaming.SENSORS],
     resources=default_resources(),
 )

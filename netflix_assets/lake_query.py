@@ -22,4 +22,4 @@ def query(sql: str, root: ObjectStoreResource | None = None) -> pa.Table:
         if not DeltaTable.is_deltatable(uri):
             continue
         connection.register(name, DeltaTable(uri).to_pyarrow_dataset())
-    return connection.execute(sql).to_arrow_table()
+    return connection.sql(sql).to_arrow_table()

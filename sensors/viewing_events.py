@@ -1,0 +1,40 @@
+"""viewing_events_sensor: start a bronze micro-batch when Kafka holds events bronze does not.
+
+It compares the topic's end offsets with the offsets bronze already holds (read from the bronze
+table without a JVM) and requests one bronze run per new range; the run key is the range's
+version, so a range is requested once however often the sensor ticks. Silver and gold follow by
+declarative automation.
+"""
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+
+from assets.lake import bronze_viewing_events
+from netflix_assets import topics
+from resources.kafka import KafkaResource
+from resources.object_store import ObjectStoreResource
+from spark_jobs.bronze import bronze_next_offsets, plan_range, range_version
+from spark_jobs.paths import table_uri
+
+
+@sensor(
+    asset_selection=[bronze_viewing_events],
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests a bronze ingest when the viewing-events topic has new offsets.",
+)
+def viewing_events_sensor(
+    context: SensorEvaluationContext, kafka: KafkaResource, object_store: ObjectStoreResource
+):
+    path = table_uri(object_store, "bronze_viewing_events")
+    plan = plan_range(bronze_next_offsets(path), kafka.watermarks(topics.VIEWING_EVENTS))
+    if not plan:
+        return SkipReason("bronze holds every offset of the topic")
+    new_events = sum(end - start for start, end in plan.values())
+    context.log.info(f"{new_events} new events in {len(plan)} partitions")
+    return RunRequest(
+        run_key=f"{topics.VIEWING_EVENTS}:{range_version(plan)}",
+        tags={"netflix-assets/workload": "spark", "netflix-assets/new-events": str(new_events)},
+    )
+
+
+SENSORS = [viewing_events_sensor]
