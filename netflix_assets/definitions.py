@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from assets import catalog, lake, streaming
+from assets import catalog, lake, streaming, video
 from netflix_assets.resources import default_resources
-from sensors import viewing_events
+from sensors import uploads, viewing_events
 
 defs = Definitions(
-    assets=[*catalog.ASSETS, *lake.ASSETS, *streaming.ASSETS],
-    jobs=[*lake.JOBS],
-    sensors=[*viewing_events.SENSORS, *streaming.SENSORS],
+    assets=[*catalog.ASSETS, *video.ASSETS, *lake.ASSETS, *streaming.ASSETS],
+    jobs=[*video.JOBS, *lake.JOBS],
+    sensors=[*uploads.SENSORS, *viewing_events.SENSORS, *streaming.SENSORS],
     resources=default_resources(),
 )

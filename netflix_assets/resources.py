@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from resources.ffmpeg import FFmpegResource
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
+from resources.records import RecordIOManager
 from resources.redis import RedisResource
 from resources.spark import SparkResource
 
 
 def default_resources() -> dict[str, Any]:
+    object_store = ObjectStoreResource()
     return {
         "kafka": KafkaResource(),
         "redis": RedisResource(),
         "postgres": PostgresResource(),
         "spark": SparkResource(),
-        "object_store": ObjectStoreResource(),
+        "object_store": object_store,
+        "ffmpeg": FFmpegResource(),
+        "video_records": RecordIOManager(object_store=object_store),
     }

@@ -71,3 +71,8 @@ def postgres_dsn() -> str:
 
 def object_store_root() -> str:
     return os.environ.get("NETFLIX_ASSETS_OBJECT_STORE", str(state_dir() / "objects"))
+
+
+def playback_base_url() -> str | None:
+    """Base URL the delivery area is served from (a CDN in production); unset locally."""
+    return os.environ.get("NETFLIX_ASSETS_PLAYBACK_BASE_URL") or None

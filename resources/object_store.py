@@ -134,6 +134,16 @@ class ObjectStoreResource(ConfigurableResource):
             shutil.copyfile(source, local_path)
         return local_path
 
+    def local_path(self, key: str, scratch: str | Path) -> Path:
+        """A path FFmpeg and PyAV can open: the stored file itself when the store is a local
+        folder (no copy), otherwise a download into `scratch`."""
+        if not self.is_s3:
+            path = self._local(key)
+            if not path.is_file():
+                raise ObjectNotFound(self.uri(key))
+            return path.resolve()
+        return self.download(key, Path(scratch) / key)
+
     def exists(self, key: str) -> bool:
         if self.is_s3:
             bucket, _ = self._bucket_prefix()

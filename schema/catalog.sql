@@ -50,3 +50,15 @@ CREATE TABLE IF NOT EXISTS catalog.quality (
     PRIMARY KEY (title_id, version, rung),
     FOREIGN KEY (title_id, version, rung) REFERENCES catalog.renditions (title_id, version, rung)
 );
+
+CREATE TABLE IF NOT EXISTS catalog.manifests (
+    title_id      text NOT NULL,
+    version       text NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('hls', 'dash')),
+    uri           text NOT NULL,
+    content_type  text NOT NULL,
+    variant_count integer NOT NULL,
+    duration_s    double precision NOT NULL,
+    PRIMARY KEY (title_id, version, kind),
+    FOREIGN KEY (title_id, version) REFERENCES catalog.title_versions (title_id, version)
+);

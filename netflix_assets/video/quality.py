@@ -1,0 +1,185 @@
+"""Objective quality per rung: VMAF (with PSNR and SSIM from the same libvmaf pass) vs source.
+
+Each rung is upscaled back to the source's size with bicubic, the way a TV shows it, and both
+inputs go through the same `fps` filter and `setpts=PTS-STARTPTS`, so frame n of the rung is
+compared with frame n of the source even if the source was variable frame rate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VMAF_MODEL = "vmaf_v0.6.1"
+VMAF_4K_MODEL = "vmaf_4k_v0.6.1"
+FOUR_K_MODEL_FROM_HEIGHT = 1440
+
+
+@dataclass(frozen=True)
+class QualityScores:
+    rung: str
+    model: str
+    frames: int
+    vmaf_mean: float
+    vmaf_harmonic: float
+    vmaf_p1: float
+    vmaf_min: float
+    psnr: float
+    ssim: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def vmaf_model_for(height: int) -> str:
+    """The 4K model was trained for 4K viewing; it applies to the 1440p and 2160p rungs."""
+    return VMAF_4K_MODEL if height >= FOUR_K_MODEL_FROM_HEIGHT else VMAF_MODEL
+
+
+def _escape(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+
+
+def build_vmaf_command(
+    distorted: str | Path,
+    reference: str | Path,
+    ref_width: int,
+    ref_height: int,
+    fps: Fraction,
+    log_path: str | Path,
+    model: str = VMAF_MODEL,
+    ffmpeg: str = "ffmpeg",
+    threads: int = 2,
+    bit_depth: int = 8,
+    subsample: int = 1,
+) -> list[str]:
+    """libvmaf with PSNR and float SSIM features; the distorted input is listed first."""
+    fps_str = f"{fps.numerator}/{fps.denominator}"
+    fmt = "yuv420p10le" if bit_depth > 8 else "yuv420p"
+    common = f"fps={fps_str},setpts=PTS-STARTPTS"
+    graph = (
+        f"[0:v]{common},scale={ref_width}:{ref_height}:flags=bicubic,setsar=1,format={fmt}[dist];"
+        f"[1:v]{common},scale={ref_width}:{ref_height}:flags=bicubic,setsar=1,format={fmt}[ref];"
+        f"[dist][ref]libvmaf=model=version={model}:feature=name=psnr|name=float_ssim"
+        f":log_fmt=json:log_path={_escape(Path(log_path))}:n_threads={threads}"
+        f":n_subsample={subsample}"
+    )
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(distorted),
+        "-i",
+        str(reference),
+        "-lavfi",
+        graph,
+        "-f",
+        "null",
+        "-",
+    ]
+
+
+def harmonic_mean(values: np.ndarray) -> float:
+    """Netflix's VMAF harmonic mean (shifted by 1 so zero scores do not explode)."""
+    return float(len(values) / np.sum(1.0 / (values + 1.0)) - 1.0)
+
+
+def parse_vmaf_log(log: dict[str, Any] | str | Path, rung: str, model: str) -> QualityScores:
+    """Pool the per-frame scores of a libvmaf JSON log: mean, harmonic mean, 1st pct, min."""
+    if not isinstance(log, dict):
+        log = json.loads(Path(log).read_text())
+    frames = log["frames"]
+    if not frames:
+        raise ValueError(f"libvmaf log for {rung} has no frames; the inputs did not overlap")
+    vmaf = np.array([f["metrics"]["vmaf"] for f in frames], dtype=float)
+    psnr = np.array([f["metrics"].get("psnr_y", np.nan) for f in frames], dtype=float)
+    ssim = np.array([f["metrics"].get("float_ssim", np.nan) for f in frames], dtype=float)
+    return QualityScores(
+        rung=rung,
+        model=model,
+        frames=len(frames),
+        vmaf_mean=round(float(vmaf.mean()), 3),
+        vmaf_harmonic=round(harmonic_mean(vmaf), 3),
+        vmaf_p1=round(float(np.percentile(vmaf, 1)), 3),
+        vmaf_min=round(float(vmaf.min()), 3),
+        psnr=round(float(np.nanmean(np.minimum(psnr, 100.0))), 3),
+        ssim=round(float(np.nanmean(ssim)), 5),
+    )
+
+
+def markdown_table(scores: list[QualityScores]) -> str:
+    """The per-rung table shown in the Dagster UI."""
+    lines = [
+        "| rung | model | VMAF mean | harmonic | p1 | min | PSNR-Y | SSIM |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s.rung} | {s.model} | {s.vmaf_mean:.2f} | {s.vmaf_harmonic:.2f} | {s.vmaf_p1:.2f} "
+        f"| {s.vmaf_min:.2f} | {s.psnr:.2f} | {s.ssim:.4f} |"
+        for s in scores
+    ]
+    return "\n".join(lines)
+
+
+def per_frame_vmaf(log: dict[str, Any] | str | Path) -> list[float]:
+    """The per-frame VMAF series of a libvmaf JSON log, in frame order."""
+    if not isinstance(log, dict):
+        log = json.loads(Path(log).read_text())
+    return [round(float(f["metrics"]["vmaf"]), 3) for f in log["frames"]]
+
+
+def plot_per_frame(series: dict[str, list[float]], fps: float, path: str | Path) -> Path:
+    """A PNG of VMAF over time, one line per rung: where in the title quality dips."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    for rung, values in series.items():
+        ax.plot([i / fps for i in range(len(values))], values, label=rung, linewidth=1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("VMAF")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def rate_quality_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown rate-quality table: one row per rung in bitrate order, bits against VMAF."""
+    lines = [
+        "| rung | resolution | target kbps | measured avg kbps | VMAF | PSNR-Y | SSIM |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: r["bitrate_kbps"]):
+        lines.append(
+            f"| {r['rung']} | {r['width']}x{r['height']} | {r['bitrate_kbps']} "
+            f"| {r['measured_kbps']:.0f} | {r['vmaf_mean']:.2f} | {r['psnr']:.2f} "
+            f"| {r['ssim']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def rises_with_bitrate(rows: list[dict[str, Any]], tolerance: float = 0.5) -> list[str]:
+    """Pairs of neighbouring rungs (in bitrate order) where VMAF falls by more than `tolerance`;
+    an empty list means quality rises (or holds) with bitrate along the ladder."""
+    ordered = sorted(rows, key=lambda r: r["bitrate_kbps"])
+    return [
+        f"{lo['rung']} ({lo['vmaf_mean']:.2f}) > {hi['rung']} ({hi['vmaf_mean']:.2f})"
+        for lo, hi in itertools.pairwise(ordered)
+        if hi["vmaf_mean"] + tolerance < lo["vmaf_mean"]
+    ]

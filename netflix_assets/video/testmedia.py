@@ -1,0 +1,96 @@
+"""Synthetic sources made with FFmpeg's lavfi generators, so tests and the demo need no downloads.
+
+Each shape stresses one thing the pipeline must handle: a hard scene cut with film-grain-like
+noise (keyframe grid must not follow the cut), odd dimensions, no audio, 10-bit, a display-matrix
+rotation, and variable frame rate. Content moves (testsrc2 scrolls, mandelbrot zooms) so the
+encoder and VMAF see real motion, not a still.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Shape:
+    width: int
+    height: int
+    fps: int = 30
+    seconds: float = 4.0
+    audio: bool = True
+    ten_bit: bool = False
+    rotation: int = 0
+    vfr: bool = False
+
+
+SHAPES: dict[str, Shape] = {
+    "1080p": Shape(1920, 1080),
+    "720p": Shape(1280, 720),
+    "odd": Shape(641, 361, fps=25, seconds=3.0),
+    "silent": Shape(640, 360, audio=False, seconds=3.0),
+    "10bit": Shape(640, 360, ten_bit=True, seconds=3.0),
+    "rotated": Shape(640, 360, rotation=90, seconds=3.0),
+    "vfr": Shape(640, 360, vfr=True, seconds=4.0),
+}
+
+
+def _video_graph(shape: Shape) -> str:
+    """testsrc2 then a hard cut to a zooming mandelbrot, with temporal noise over both."""
+    # Generators snap odd sizes to even ones; make the next even size and crop to the odd one.
+    w, h = shape.width + shape.width % 2, shape.height + shape.height % 2
+    half = shape.seconds / 2
+    src = f"testsrc2=size={w}x{h}:rate={shape.fps}:duration={half}"
+    cut = f"mandelbrot=size={w}x{h}:rate={shape.fps},trim=duration={half}"
+    fmt = "yuv420p10le" if shape.ten_bit else ("yuv444p" if shape.width % 2 else "yuv420p")
+    graph = f"{src}[a];{cut}[b];[a][b]concat=n=2:v=1:a=0,noise=alls=6:allf=t,format={fmt}"
+    if (w, h) != (shape.width, shape.height):
+        graph += f",crop={shape.width}:{shape.height}:0:0"
+    if shape.vfr:
+        # First second at full rate, then every third frame: irregular frame durations.
+        graph += ",select='lt(t\\,1)+not(mod(n\\,3))'"
+    return graph + "[v]"
+
+
+def make_clip(path: str | Path, shape: Shape | str, ffmpeg: str | None = None) -> Path:
+    """Write a test clip of `shape` (a Shape or a SHAPES name) to `path` (an .mp4)."""
+    if ffmpeg is None:
+        import imageio_ffmpeg
+
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    if isinstance(shape, str):
+        shape = SHAPES[shape]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.stem + ".unrotated.mp4") if shape.rotation else path
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    if shape.audio:
+        tone = f"sine=frequency=440:sample_rate=48000:duration={shape.seconds}"
+        cmd += ["-f", "lavfi", "-i", tone]
+    cmd += ["-filter_complex", _video_graph(shape), "-map", "[v]"]
+    if shape.audio:
+        cmd += ["-map", "0:a", "-c:a", "aac", "-b:a", "128k"]
+    if shape.ten_bit:
+        cmd += ["-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1"]
+        cmd += ["-crf", "20", "-preset", "ultrafast"]
+    else:
+        cmd += ["-c:v", "libx264", "-x264-params", "log-level=error"]
+        cmd += ["-crf", "20", "-preset", "veryfast"]
+    if shape.vfr:
+        cmd += ["-fps_mode", "vfr"]
+    cmd.append(str(staging))
+    subprocess.run(cmd, check=True, capture_output=True)
+    if shape.rotation:
+        # A display matrix, as phones write it: coded landscape, shown portrait.
+        subprocess.run(
+            [
+                *(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"),
+                *("-display_rotation", str(shape.rotation), "-i", str(staging)),
+                *("-c", "copy", str(path)),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        staging.unlink()
+    return path
