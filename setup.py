@@ -27,13 +27,14 @@ CORE = [
     "boto3>=1.35",
     "click>=8.1",
     "rich>=13",
+    "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
 ]
 
 # Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the
 # recommendation models, not with the core platform.
 ML = ["torch>=2.5", "lightgbm>=4.5"]
 
-DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5", "matplotlib>=3.9"]
+DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5"]
 
 setup(
     name="netflix-assets",

@@ -132,15 +132,11 @@ def _pix_fmt(codec: str, encoder: str, bit_depth: int) -> str:
 def video_codec_args(rung: Rung, encoder: str, fps: Fraction, preset: str | None) -> list[str]:
     """Rate control and GOP settings for one rung; identical GOP arguments on every rung."""
     gop = gop_frames(fps)
-    args = [
-        "-c:v",
-        encoder,
-        "-b:v",
-        f"{rung.bitrate_kbps}k",
-        "-maxrate",
-        f"{rung.maxrate_kbps}k",
-        "-bufsize",
-        f"{rung.bufsize_kbps}k",
+    args = ["-c:v", encoder, "-b:v", f"{rung.bitrate_kbps}k"]
+    if encoder != "libsvtav1":
+        # SVT-AV1 refuses a VBV in its VBR mode (it caps only CRF), so AV1 rungs are plain VBR.
+        args += ["-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k"]
+    args += [
         "-g",
         str(gop),
         "-keyint_min",

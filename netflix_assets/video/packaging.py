@@ -92,7 +92,8 @@ def codecs_string(path: str | Path | io.BytesIO) -> str:
     with av.open(source) as container:
         ctx = container.streams[0].codec_context
         data = bytes(ctx.extradata or b"")
-        name = ctx.name
+        # The canonical name is the format (av1), not the decoder picked for it (libdav1d).
+        name = getattr(ctx.codec, "canonical_name", None) or ctx.name
     if name == "h264" and len(data) >= 4 and data[0] == 1:
         return f"avc1.{data[1]:02x}{data[2]:02x}{data[3]:02x}"
     if name == "hevc" and len(data) >= 13:

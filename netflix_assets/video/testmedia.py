@@ -28,11 +28,11 @@ class Shape:
 SHAPES: dict[str, Shape] = {
     "1080p": Shape(1920, 1080),
     "720p": Shape(1280, 720),
-    "odd": Shape(641, 361, fps=25, seconds=3.0),
-    "silent": Shape(640, 360, audio=False, seconds=3.0),
-    "10bit": Shape(640, 360, ten_bit=True, seconds=3.0),
-    "rotated": Shape(640, 360, rotation=90, seconds=3.0),
-    "vfr": Shape(640, 360, vfr=True, seconds=4.0),
+    "odd": Shape(961, 541, fps=25, seconds=3.0),
+    "silent": Shape(960, 540, audio=False, seconds=3.0),
+    "10bit": Shape(960, 540, ten_bit=True, seconds=3.0),
+    "rotated": Shape(960, 540, rotation=90, seconds=3.0),
+    "vfr": Shape(960, 540, vfr=True, seconds=4.0),
 }
 
 

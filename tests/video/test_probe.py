@@ -14,10 +14,10 @@ from netflix_assets.video.probe import UploadRejected, validate_upload
     ("shape", "expected"),
     [
         ("720p", {"width": 1280, "height": 720, "has_audio": True, "bit_depth": 8}),
-        ("odd", {"width": 641, "height": 361, "fps": Fraction(25)}),
+        ("odd", {"width": 961, "height": 541, "fps": Fraction(25)}),
         ("silent", {"has_audio": False, "audio_codec": None}),
         ("10bit", {"bit_depth": 10, "codec": "hevc", "pix_fmt": "yuv420p10le"}),
-        ("rotated", {"rotation": 90, "width": 640, "height": 360}),
+        ("rotated", {"rotation": 90, "width": 960, "height": 540}),
         ("vfr", {"is_vfr": True, "nominal_fps": Fraction(30)}),
     ],
 )
@@ -27,7 +27,7 @@ def test_probe_reads_each_shape(clip, shape: str, expected: dict) -> None:
         assert getattr(info, field) == value, field
     assert info.duration_s > 2
     if shape == "rotated":
-        assert (info.display_width, info.display_height) == (360, 640)
+        assert (info.display_width, info.display_height) == (540, 960)
 
 
 def test_vfr_source_encodes_at_a_standard_rate(clip) -> None:

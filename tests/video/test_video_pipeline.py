@@ -1,0 +1,246 @@
+"""The five video assets through Dagster, real FFmpeg, PyAV, PostgreSQL and an object store.
+
+Each test title gets its own id so runs never collide in the shared catalog database.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import m3u8
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from assets import catalog, video
+from netflix_assets.video.probe import file_sha256
+from netflix_assets.video.upload import raw_key
+from resources.ffmpeg import FFmpegResource
+from resources.object_store import ObjectStoreResource
+from resources.postgres import PostgresResource
+from resources.records import RecordIOManager
+
+pytestmark = pytest.mark.stack
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_pipeline(
+    clip: Path,
+    store: ObjectStoreResource,
+    postgres: PostgresResource,
+    title_id: str | None = None,
+    ops: dict[str, Any] | None = None,
+    selection: list | None = None,
+    instance: DagsterInstance | None = None,
+):
+    title_id = title_id or f"t-{uuid.uuid4().hex[:10]}"
+    sha = file_sha256(clip)
+    key = raw_key(title_id, sha, clip.name)
+    store.put_file(clip, key)
+    instance = instance or DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("titles", [title_id])
+    config = {"raw_upload": {"config": {"object_key": key, "sha256": sha, "title": clip.stem}}}
+    config.update(ops or {})
+    result = materialize(
+        [*video.ASSETS, catalog.catalog_schema],
+        selection=selection or video.ASSETS,
+        partition_key=title_id,
+        instance=instance,
+        run_config={"ops": config},
+        resources={
+            "object_store": store,
+            "video_records": RecordIOManager(object_store=store),
+            "ffmpeg": FFmpegResource(),
+            "postgres": postgres,
+        },
+        raise_on_error=False,
+    )
+    return title_id, result, instance
+
+
+def materialized(result) -> set[str]:
+    return {
+        e.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def checks(result) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def catalog_rows(postgres: PostgresResource, title_id: str) -> dict[str, int]:
+    with postgres.connect() as conn:
+        return {
+            table: conn.execute(
+                f"SELECT count(*) FROM catalog.{table} WHERE title_id = %s", (title_id,)
+            ).fetchone()[0]
+            for table in ("titles", "title_versions", "renditions", "manifests", "quality")
+        }
+
+
+def decoded_frames(master: Path, variant: int) -> int:
+    """Play one variant (and the audio, if any) through the master playlist with FFmpeg."""
+    proc = subprocess.run(
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(master),
+            "-map",
+            f"0:v:{variant}",
+            "-map",
+            "0:a?",
+            "-f",
+            "null",
+            "-",
+            "-progress",
+            "pipe:1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    frames = [line for line in proc.stdout.splitlines() if line.startswith("frame=")]
+    return int(frames[-1].split("=")[1])
+
+
+@pytest.mark.parametrize(
+    ("shape", "codec", "max_rungs"),
+    [
+        ("720p", "h264", None),
+        ("1080p", "h264", 2),
+        ("odd", "h264", None),
+        ("silent", "av1", None),
+        ("10bit", "hevc", None),
+        ("rotated", "h264", None),
+        ("vfr", "h264", None),
+    ],
+)
+def test_each_shape_is_published(clip, object_store, postgres_resource, shape, codec, max_rungs):
+    ops = {"renditions": {"config": {"codec": codec, "max_rungs": max_rungs}}}
+    title_id, result, _ = run_pipeline(clip(shape), object_store, postgres_resource, ops=ops)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert materialized(result) == {a.key.to_user_string() for a in video.ASSETS}
+    assert all(checks(result).values()), checks(result)
+
+    published = json.loads(object_store.get_bytes(f"records/published_title/{title_id}.json"))
+    package = Path(object_store.uri(published["delivery_prefix"]))
+    master = m3u8.load(str(package / "master.m3u8"))
+    variants = master.playlists
+    assert variants and all(v.stream_info.average_bandwidth for v in variants)
+    rungs = catalog_rows(postgres_resource, title_id)
+    assert rungs == {
+        "titles": 1,
+        "title_versions": 1,
+        "renditions": len(variants),
+        "manifests": 2,
+        "quality": len(variants),
+    }
+    codecs = variants[-1].stream_info.codecs
+    assert codecs.startswith({"h264": "avc1.", "hevc": "hvc1.", "av1": "av01."}[codec])
+    width, height = variants[-1].stream_info.resolution
+    if shape == "rotated":
+        assert height > width  # shown portrait, as the phone recorded it
+    if shape == "10bit":
+        assert codecs.startswith("hvc1.2.")  # Main 10 keeps the source's depth
+    assert bool(master.media) == (shape != "silent")  # an audio group only when there is audio
+    if shape == "1080p":
+        assert len(variants) == 2 and height == 1080
+    # It plays: every frame of the top rung decodes through the master playlist.
+    report = json.loads(object_store.get_bytes(f"records/quality_report/{title_id}.json"))
+    frames = report["rows"][-1]["frames"]
+    assert decoded_frames(package / "master.m3u8", len(variants) - 1) == frames
+
+
+def test_bad_upload_is_quarantined_and_nothing_runs(tmp_path, object_store, postgres_resource):
+    bad = tmp_path / "trailer.mp4"
+    bad.write_text("<html>404 not found</html>\n" * 40)
+    title_id, result, _ = run_pipeline(bad, object_store, postgres_resource)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "raw_upload"
+    assert "not a video file" in failure.event_specific_data.error.message
+    assert materialized(result) == set()
+    reasons = [k for k in object_store.list_keys(f"quarantine/{title_id}") if k.endswith(".json")]
+    assert len(reasons) == 1
+    assert "not a video file" in json.loads(object_store.get_bytes(reasons[0]))["reason"]
+    assert any(k.endswith("trailer.mp4") for k in object_store.list_keys("quarantine"))
+    assert object_store.list_keys("delivery") == []
+    assert catalog_rows(postgres_resource, title_id)["titles"] == 0
+
+
+def test_checksum_mismatch_is_quarantined(clip, object_store, postgres_resource):
+    ops = {"raw_upload": {"config": {"object_key": "", "sha256": "0" * 64, "title": "x"}}}
+    source = clip("silent")
+    title_id = f"t-{uuid.uuid4().hex[:10]}"
+    key = raw_key(title_id, "f" * 12, source.name)
+    ops["raw_upload"]["config"]["object_key"] = key
+    object_store.put_file(source, key)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("titles", [title_id])
+    result = materialize(
+        video.ASSETS,
+        selection=[video.raw_upload],
+        partition_key=title_id,
+        instance=instance,
+        run_config={"ops": ops},
+        raise_on_error=False,
+        resources={
+            "object_store": object_store,
+            "video_records": RecordIOManager(object_store=object_store),
+            "ffmpeg": FFmpegResource(),
+            "postgres": postgres_resource,
+        },
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "checksum mismatch" in failure.event_specific_data.error.message
+    assert object_store.list_keys(f"quarantine/{title_id}")
+
+
+def test_failed_vmaf_check_blocks_packaging_and_publishing(clip, object_store, postgres_resource):
+    ops = {"quality_report": {"config": {"min_top_vmaf": 101.0}}}
+    title_id, result, _ = run_pipeline(clip("odd"), object_store, postgres_resource, ops=ops)
+    assert not result.success
+    assert checks(result)["top_rung_vmaf"] is False
+    assert materialized(result) == {"raw_upload", "renditions", "quality_report"}
+    assert object_store.list_keys("delivery") == []
+    assert object_store.list_keys("packages") == []
+    assert catalog_rows(postgres_resource, title_id)["title_versions"] == 0
+
+
+def test_republishing_a_version_is_idempotent(clip, object_store, postgres_resource):
+    title_id, first, instance = run_pipeline(clip("odd"), object_store, postgres_resource)
+    assert first.success
+    before = catalog_rows(postgres_resource, title_id)
+    keys = object_store.list_keys("delivery")
+    again = materialize(
+        [*video.ASSETS, catalog.catalog_schema],
+        selection=[video.published_title],
+        partition_key=title_id,
+        instance=instance,
+        resources={
+            "object_store": object_store,
+            "video_records": RecordIOManager(object_store=object_store),
+            "ffmpeg": FFmpegResource(),
+            "postgres": postgres_resource,
+        },
+    )
+    assert again.success
+    assert catalog_rows(postgres_resource, title_id) == before
+    assert object_store.list_keys("delivery") == keys
+    event = instance.get_latest_materialization_event(AssetKey("published_title"))
+    assert event is not None
