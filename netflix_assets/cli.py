@@ -126,6 +126,27 @@ def simulate(
 
 
 @main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title-id", default=None, help="Partition key (default: derived from the name).")
+@click.option("--title", default=None, help="Display title (default: from the file name).")
+def upload(file: Path, title_id: str | None, title: str | None) -> None:
+    """Store a source video in the raw area and announce it on the uploads topic; the upload
+    sensor then adds the title partition and runs the video pipeline."""
+    from netflix_assets import topics
+    from netflix_assets.video.upload import upload_title
+    from resources.kafka import KafkaResource
+    from resources.object_store import ObjectStoreResource
+
+    kafka = KafkaResource()
+    kafka.ensure_topics([topics.UPLOADS])
+    event = upload_title(file, ObjectStoreResource(), kafka, title_id=title_id, title=title)
+    click.echo(
+        f"uploaded {file.name} as title {event['title_id']} (version {event['sha256'][:12]}) "
+        f"to {event['uri']}; event {event['event_id']} on {topics.UPLOADS}"
+    )
+
+
+@main.command()
 @click.argument("sql")
 def query(sql: str) -> None:
     """Run SQL over the lake's Delta tables with DuckDB (no JVM); tables are named after assets."""

@@ -75,7 +75,64 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
     console.print("top titles (netflix-assets query):", top.to_pylist())
 
 
-STEPS: list[Callable[[Console, DagsterInstance], None]] = [platform_step, lake_step]
+def video_step(console: Console, instance: DagsterInstance) -> None:
+    """A synthetic 720p title uploaded through Kafka, picked up by the upload sensor and taken to
+    a published HLS/DASH title; then a broken upload, which ends in quarantine."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from dagster import build_sensor_context
+
+    from assets.video import video_pipeline_job
+    from netflix_assets import topics
+    from netflix_assets.video.testmedia import make_clip
+    from netflix_assets.video.upload import upload_title
+    from sensors.uploads import title_upload_sensor
+
+    resources = defs.resources
+    kafka, store = resources["kafka"], resources["object_store"]
+    kafka.ensure_topics([topics.UPLOADS])
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "demo-title.mp4", "720p")
+        broken = Path(tmp) / "broken-trailer.mp4"
+        broken.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+        good = upload_title(clip, store, kafka, title_id="demo-title", title="Demo Title")
+        bad = upload_title(broken, store, kafka, title_id="demo-broken", title="Broken Trailer")
+    console.print(f"uploaded {good['title_id']} and {bad['title_id']} to {topics.UPLOADS}")
+    # One tick of the real sensor over the topic (from its start here; the daemon keeps a cursor).
+    sensor_resources = {"kafka": kafka, "object_store": store}
+    with build_sensor_context(instance=instance, resources=sensor_resources) as context:
+        tick = title_upload_sensor(context)
+    wanted = {f"{e['title_id']}:{e['sha256'][:12]}" for e in (good, bad)}
+    requests = [r for r in tick.run_requests if r.run_key in wanted]
+    instance.add_dynamic_partitions("titles", sorted({good["title_id"], bad["title_id"]}))
+    job = defs.resolve_job_def(video_pipeline_job.name)
+    for request in requests:
+        result = job.execute_in_process(
+            run_config=request.run_config,
+            partition_key=request.partition_key,
+            instance=instance,
+            raise_on_error=False,
+        )
+        title_id = request.partition_key
+        if result.success:
+            record = json.loads(store.get_bytes(f"records/published_title/{title_id}.json"))
+            report = json.loads(store.get_bytes(f"records/quality_report/{title_id}.json"))
+            top = max(report["rows"], key=lambda r: r["bitrate_kbps"])
+            console.print(
+                f"{title_id}: published {record['renditions']} renditions, top rung "
+                f"{top['rung']} VMAF {top['vmaf_mean']:.1f}; play {record['playback_url']}"
+            )
+        else:
+            reasons = [
+                k for k in store.list_keys(f"quarantine/{title_id}") if k.endswith("reason.json")
+            ]
+            reason = json.loads(store.get_bytes(reasons[-1]))["reason"] if reasons else "?"
+            console.print(f"{title_id}: rejected and quarantined: {reason}")
+
+
+STEPS: list[Callable[[Console, DagsterInstance], None]] = [platform_step, video_step, lake_step]
 
 
 def run() -> None:

@@ -1,6 +1,9 @@
 """Kafka topic names and partition counts: the one place they are spelled."""
 
-UPLOADS = "title-uploads"
+import os
+
+UPLOADS = os.environ.get("NETFLIX_ASSETS_UPLOADS_TOPIC", "title-uploads")
+"""Overridable so the test suite keeps its upload events off the topic `dagster dev` reads."""
 VIEWING_EVENTS = "viewing-events"
 QOE_AGGREGATES = "qoe-aggregates"
 QOE_ALERTS = "qoe-alerts"

@@ -6,6 +6,11 @@ it, so a developer's running stack is left as it was found.
 
 from __future__ import annotations
 
+import os
+
+# Before any project import: test uploads go to their own topic, not the one `dagster dev` reads.
+os.environ.setdefault("NETFLIX_ASSETS_UPLOADS_TOPIC", "test-title-uploads")
+
 import socket
 import uuid
 from collections.abc import Iterator

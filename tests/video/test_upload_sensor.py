@@ -1,0 +1,66 @@
+"""Upload events on a real broker become title partitions and run requests, exactly once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterInstance, SensorResult, build_sensor_context
+
+from netflix_assets import topics
+from netflix_assets.video.upload import parse_upload_message, upload_title
+from resources.kafka import KafkaResource
+from sensors.uploads import title_upload_sensor
+
+pytestmark = pytest.mark.stack
+
+
+def tick(instance: DagsterInstance, kafka: KafkaResource, store, cursor: str | None):
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"kafka": kafka, "object_store": store}
+    )
+    result = title_upload_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
+def test_upload_to_run_request_once(clip, kafka_resource, object_store) -> None:
+    kafka_resource.ensure_topics([topics.UPLOADS])
+    with DagsterInstance.ephemeral() as instance:
+        # Skip what earlier runs left on the topic: start from its current end.
+        cursor = tick(instance, kafka_resource, object_store, None).cursor
+        event = upload_title(clip("silent"), object_store, kafka_resource, title="Silent Film")
+        producer = kafka_resource.producer()
+        producer.produce(topics.UPLOADS, key=b"junk", value=b"{not json")
+        producer.produce(topics.UPLOADS, key=b"x", value=json.dumps({"title_id": "x"}).encode())
+        # The broker re-delivers the same event (a producer retry, a replayed topic).
+        producer.produce(topics.UPLOADS, key=b"dup", value=json.dumps(event).encode())
+        assert producer.flush(15) == 0
+
+        first = tick(instance, kafka_resource, object_store, cursor)
+        assert [r.partition_key for r in first.run_requests] == [event["title_id"]]
+        request = first.run_requests[0]
+        assert request.run_key == f"{event['title_id']}:{event['sha256'][:12]}"
+        config = request.run_config["ops"]["raw_upload"]["config"]
+        assert config["object_key"] == event["object_key"] and config["sha256"] == event["sha256"]
+        assert first.dynamic_partitions_requests[0].partition_keys == [event["title_id"]]
+        quarantined = object_store.list_keys("quarantine/upload-events")
+        assert len(quarantined) == 2
+        reasons = [json.loads(object_store.get_bytes(k))["reason"] for k in quarantined]
+        assert any(r.startswith("not JSON") for r in reasons)
+        assert any("breaks schema" in r for r in reasons)
+
+        # Offsets moved past everything read: the next tick has nothing to do.
+        second = tick(instance, kafka_resource, object_store, first.cursor)
+        assert not second.run_requests and second.cursor == first.cursor
+        # Replaying from the old cursor (a tick that crashed before it was recorded) asks
+        # for the same run key, which Dagster turns into no second run.
+        replay = tick(instance, kafka_resource, object_store, cursor)
+        assert [r.run_key for r in replay.run_requests] == [request.run_key]
+
+
+def test_parse_upload_message_names_the_problem() -> None:
+    assert parse_upload_message(None)[1] == "empty message (tombstone)"
+    assert parse_upload_message(b"[1, 2")[1].startswith("not JSON")
+    event, error = parse_upload_message(json.dumps({"schema_version": 2}).encode())
+    assert event is None and "breaks schema" in error
