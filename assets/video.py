@@ -90,7 +90,7 @@ def raw_upload(
     config: RawUploadConfig,
     object_store: ObjectStoreResource,
 ) -> Output[dict[str, Any]]:
-    """The studio's source file, checksummed, probed and fully decoded once to prove it is whole.
+    """The studio's source file, checksummed, probed and read whole to prove it is complete.
     An unusable upload is quarantined with its reason and fails the run, so nothing downstream
     runs on it."""
     title_id = context.partition_key
