@@ -80,6 +80,13 @@ def stack_jars() -> None:
 @click.option("--duplicate-share", default=0.002, show_default=True)
 @click.option("--late-share", default=0.01, show_default=True)
 @click.option("--degrade-cdn", default=None, help="Inject heavy stalls on one CDN (e.g. akamai).")
+@click.option(
+    "--span-minutes",
+    type=int,
+    default=None,
+    help="Start each day's sessions within this many minutes (dense QoE windows for a demo).",
+)
+@click.option("--max-watch-minutes", default=90, show_default=True)
 @click.option("--topic", default=None, help="Topic (default: viewing-events).")
 def simulate(
     users: int,
@@ -92,6 +99,8 @@ def simulate(
     duplicate_share: float,
     late_share: float,
     degrade_cdn: str | None,
+    span_minutes: int | None,
+    max_watch_minutes: int,
     topic: str | None,
 ) -> None:
     """Produce seeded, reproducible viewing events to Kafka."""
@@ -115,6 +124,8 @@ def simulate(
         duplicate_share=duplicate_share,
         late_share=late_share,
         degrade_cdn=degrade_cdn,
+        span_minutes=span_minutes,
+        max_watch_minutes=max_watch_minutes,
     )
     report = produce_simulated(
         KafkaResource(), config, rate=rate, topic=topic or topics.VIEWING_EVENTS

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 # Startup percentiles reported per QoE window; PERCENTILE is continuous (linear interpolation).
 STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
+FUTURE_TOLERANCE_MS = 86_400_000
+"""An event time more than a day ahead of its Kafka timestamp is a broken clock (as in silver)."""
 
 # RFC 3339 UTC with milliseconds, the format of the event contract's event_ts.
 TS_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
@@ -141,23 +143,31 @@ def source_ddl(cfg: QoeConfig) -> str:
   startup_ms INT,
   stall_ms INT,
   error_code STRING,
-  WATERMARK FOR event_ts AS event_ts - {_interval(cfg.watermark_delay_ms)}
+  kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  -- The event time the watermark follows, with a clock that is broken beyond belief (more
+  -- than FUTURE_TOLERANCE ahead of the Kafka timestamp) replaced by the Kafka timestamp: one
+  -- event dated 2099 must not push the watermark past every real window.
+  row_ts AS CASE WHEN event_ts > kafka_ts + {_interval(FUTURE_TOLERANCE_MS)} THEN kafka_ts
+    ELSE event_ts END,
+  WATERMARK FOR row_ts AS row_ts - {_interval(cfg.watermark_delay_ms)}
 ) {_with(options)}"""
 
 
 def valid_events_view() -> str:
     """Rows the windows can use: a parse error leaves nulls, and a null event time would fail the
-    window operator, so such rows stop here."""
-    return """CREATE TEMPORARY VIEW valid_events AS
+    window operator, so such rows stop here; so do events from a clock far in the future (the
+    lake quarantines them as far_future_ts with the same tolerance)."""
+    return f"""CREATE TEMPORARY VIEW valid_events AS
 SELECT
-  event_id, session_id, title_id, event_type, event_ts,
+  event_id, session_id, title_id, event_type, row_ts AS event_ts,
   COALESCE(device, 'unknown') AS device,
   COALESCE(cdn, 'unknown') AS cdn,
   COALESCE(country, 'ZZ') AS country,
   bitrate_kbps, startup_ms, stall_ms
 FROM viewing_events
 WHERE event_ts IS NOT NULL AND session_id IS NOT NULL AND title_id IS NOT NULL
-  AND event_type IS NOT NULL"""
+  AND event_type IS NOT NULL
+  AND event_ts <= kafka_ts + {_interval(FUTURE_TOLERANCE_MS)}"""
 
 
 def _sink_options(cfg: QoeConfig, topic: str, sink: str) -> dict[str, str]:

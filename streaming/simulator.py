@@ -60,6 +60,9 @@ class SimConfig:
     degrade_cdn: str | None = None
     """A CDN whose sessions stall ten times as often and start three times slower."""
     max_watch_minutes: int = 90
+    span_minutes: int | None = None
+    """Start every session of a day within this many minutes of midnight UTC instead of across
+    the whole day: a busy stretch in which a few hundred users fill real-time QoE windows."""
 
 
 @dataclass(frozen=True)
@@ -242,13 +245,14 @@ class Simulator:
         milliseconds and never goes on the wire."""
         rng, cfg = self.rng, self.config
         day0 = int(datetime.combine(cfg.start, datetime.min.time(), UTC).timestamp() * 1000)
+        span_ms = cfg.span_minutes * 60_000 if cfg.span_minutes else 86_400_000
         for day in range(cfg.days):
             starts = []
             for user in self.users:
                 expected = cfg.sessions_per_user_day * user["activity"]
                 count = int(expected) + (1 if rng.random() < expected % 1 else 0)
                 for _ in range(count):
-                    starts.append((day0 + day * 86_400_000 + rng.randrange(86_400_000), user))
+                    starts.append((day0 + day * 86_400_000 + rng.randrange(span_ms), user))
             starts.sort(key=lambda s: s[0])
             sessions = [self.session(user, at) for at, user in starts]
             yield from sorted((e for s in sessions for e in s), key=lambda e: e["_ms"])
