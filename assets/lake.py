@@ -189,11 +189,7 @@ def silver_playback_sessions(
     )
 
 
-GOLD = {
-    "gold_title_daily": gold.title_daily,
-    "gold_qoe_daily": gold.qoe_daily,
-    "gold_user_daily": gold.user_daily,
-}
+GOLD = gold.TABLES
 BOUNDED = ("completion_rate", "stall_ratio", "failure_rate", "ebvs_rate")
 
 

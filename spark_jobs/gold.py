@@ -55,3 +55,12 @@ def user_daily(sessions: DataFrame) -> DataFrame:
         F.sum("stall_count").alias("stalls"),
         _count_if(F.col("completed")).alias("completions"),
     )
+
+
+TABLES = {
+    "gold_title_daily": title_daily,
+    "gold_qoe_daily": qoe_daily,
+    "gold_user_daily": user_daily,
+}
+"""Each gold table and the function that builds it from a day of sessions (one list for the
+assets and the spark-submit entry point)."""

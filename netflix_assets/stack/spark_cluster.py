@@ -8,7 +8,9 @@ against a cluster. This starts the smallest real cluster to prove the second pat
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -20,7 +22,7 @@ import pyspark
 
 from netflix_assets.settings import HOST
 from netflix_assets.stack.errors import StackError
-from netflix_assets.stack.process import alive, log_tail, spawn, terminate, wait_until
+from netflix_assets.stack.process import log_tail, wait_until
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -77,8 +79,7 @@ class SparkCluster:
         self.ports = ports
         self.cores = cores
         self.memory = memory
-        self.master_pid: int | None = None
-        self.worker_pid: int | None = None
+        self._daemons: dict[str, subprocess.Popen] = {}
 
     @property
     def master_url(self) -> str:
@@ -97,8 +98,18 @@ class SparkCluster:
     def worker_log(self) -> Path:
         return self.state / "worker.log"
 
-    def _spark_class(self, main: str, *args: str) -> list[str]:
-        return [str(spark_home() / "bin" / "spark-class"), main, *args]
+    def _spawn(self, main: str, log: Path, *args: str) -> None:
+        """spark-class execs java, so the child process is the daemon itself. It stays in the
+        caller's process group: a Ctrl-C that ends the caller ends the cluster too."""
+        with open(log, "ab") as out:
+            self._daemons[main] = subprocess.Popen(
+                [str(spark_home() / "bin" / "spark-class"), main, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **spark_env(self.state)},
+                cwd=self.state,
+            )
 
     def status(self) -> dict[str, Any] | None:
         """The master's JSON status (workers, active and completed apps); None until it serves."""
@@ -114,39 +125,29 @@ class SparkCluster:
         return any(w.get("state") == "ALIVE" for w in status.get("workers", []))
 
     def _check_running(self) -> None:
-        for pid, main, log in (
-            (self.master_pid, MASTER_CLASS, self.master_log),
-            (self.worker_pid, WORKER_CLASS, self.worker_log),
-        ):
-            if not alive(pid, main):
-                raise StackError(f"the Spark {main.rsplit('.', 1)[1]} exited:\n{log_tail(log)}")
+        for main, log in ((MASTER_CLASS, self.master_log), (WORKER_CLASS, self.worker_log)):
+            code = self._daemons[main].poll()
+            if code is not None:
+                name = main.rsplit(".", 1)[1]
+                raise StackError(f"the Spark {name} exited with {code}:\n{log_tail(log)}")
 
     def start(self, timeout_s: float = 90.0) -> SparkCluster:
         """Starts both daemons and returns once the master lists the worker as ALIVE."""
-        env = spark_env(self.state)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.master_pid = spawn(
-            self._spark_class(
-                MASTER_CLASS,
-                *("--host", HOST, "--port", str(self.ports.master)),
-                *("--webui-port", str(self.ports.master_ui)),
-            ),
+        self._spawn(
+            MASTER_CLASS,
             self.master_log,
-            env=env,
-            cwd=self.state,
+            *("--host", HOST, "--port", str(self.ports.master)),
+            *("--webui-port", str(self.ports.master_ui)),
         )
-        self.worker_pid = spawn(
-            self._spark_class(
-                WORKER_CLASS,
-                *("--host", HOST, "--port", str(self.ports.worker)),
-                *("--webui-port", str(self.ports.worker_ui)),
-                *("--cores", str(self.cores), "--memory", self.memory),
-                *("--work-dir", str(self.work_dir)),
-                self.master_url,
-            ),
+        self._spawn(
+            WORKER_CLASS,
             self.worker_log,
-            env=env,
-            cwd=self.state,
+            *("--host", HOST, "--port", str(self.ports.worker)),
+            *("--webui-port", str(self.ports.worker_ui)),
+            *("--cores", str(self.cores), "--memory", self.memory),
+            *("--work-dir", str(self.work_dir)),
+            self.master_url,
         )
 
         def ready() -> bool:
@@ -164,12 +165,18 @@ class SparkCluster:
             raise
         return self
 
-    def stop(self) -> None:
-        """Worker first, so the master does not log it as lost; SIGTERM, then SIGKILL."""
-        for pid in (self.worker_pid, self.master_pid):
-            if pid:
-                terminate(pid, timeout_s=15)
-        self.worker_pid = self.master_pid = None
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Worker first, then master: SIGTERM, and SIGKILL for one still there after timeout_s."""
+        for main in (WORKER_CLASS, MASTER_CLASS):
+            daemon = self._daemons.pop(main, None)
+            if daemon is None:
+                continue
+            daemon.terminate()
+            try:
+                daemon.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
 
     def __enter__(self) -> SparkCluster:
         return self.start()
