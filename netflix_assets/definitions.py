@@ -6,11 +6,16 @@ from dagster import Definitions
 
 from assets import catalog, lake, streaming, video
 from netflix_assets.resources import default_resources
-from sensors import uploads, viewing_events
+from sensors import automation, uploads, viewing_events
 
 defs = Definitions(
     assets=[*catalog.ASSETS, *video.ASSETS, *lake.ASSETS, *streaming.ASSETS],
     jobs=[*video.JOBS, *lake.JOBS],
-    sensors=[*uploads.SENSORS, *viewing_events.SENSORS, *streaming.SENSORS],
+    sensors=[
+        *uploads.SENSORS,
+        *viewing_events.SENSORS,
+        *automation.SENSORS,
+        *streaming.SENSORS,
+    ],
     resources=default_resources(),
 )
