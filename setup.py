@@ -28,6 +28,7 @@ CORE = [
     "click>=8.1",
     "rich>=13",
     "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
+    "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
 ]
 
 # Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the
