@@ -1,7 +1,7 @@
 """Silver: bronze payloads parsed and typed against the v1 contract, bad rows quarantined with a
 reason, duplicates removed on event_id, each event in its own event date.
 
-Parsing goes through map<string,string> first, so one wrong-typed field is reported by name
+Parsing goes through a struct of strings first, so one wrong-typed field is reported by name
 instead of nulling the whole record the way a typed from_json would.
 """
 
@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType, StringType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from streaming.events import EVENT_TYPES, OPTIONAL_FIELDS, REQUIRED_FIELDS
 
@@ -26,6 +26,14 @@ INT_FIELDS = (
 STRING_FIELDS = tuple(
     f for f in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS) if f not in INT_FIELDS and f != "event_ts"
 )
+CORRUPT = "_corrupt_record"
+RAW_SCHEMA = StructType(
+    [StructField(f, StringType()) for f in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)]
+    + [StructField(CORRUPT, StringType())]
+)
+"""Every contract field read as its JSON text: a wrong-typed value still arrives (as text) and is
+reported by name by the try_cast rules, and struct fields are positional (a map lookup per field
+per row made silver the slowest stage)."""
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 FUTURE_TOLERANCE = "INTERVAL 1 DAY"
 """An event more than this ahead of its Kafka timestamp has a broken clock."""
@@ -57,15 +65,18 @@ def _reason(m: Column, ts: Column) -> Column:
         (ts > F.col("kafka_ts") + F.expr(FUTURE_TOLERANCE), F.lit("far_future_ts")),
         (m["position_ms"].try_cast("bigint") < 0, F.lit("negative_position")),
     ]
-    reason = F.lit(None).cast("string")
-    for condition, label in reversed(rules):
-        reason = F.when(condition, label).otherwise(reason)
-    return reason
+    # A flat COALESCE of independent WHENs (the first rule that fires wins), not a nested
+    # CASE ... ELSE CASE ... chain: the optimizer rewrote the nested form into millions of
+    # expression nodes when a filter on the reason was pushed through the dedup window
+    # (6 GB of heap spent planning, measured with jmap on 1.2M events).
+    return F.coalesce(*(F.when(condition, label) for condition, label in rules))
 
 
 def classify(bronze: DataFrame) -> DataFrame:
     """Every bronze row with `reason` (null when valid) and typed event columns."""
-    m = F.from_json(F.col("value"), MapType(StringType(), StringType()))
+    m = F.from_json(F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT})
+    # Not JSON (or not an object): the parser leaves the text in CORRUPT; make `m` null then.
+    m = F.when(m.isNull() | m[CORRUPT].isNotNull(), F.lit(None)).otherwise(m)
     parsed = bronze.withColumn("m", m)
     ts = F.try_to_timestamp(F.col("m")["event_ts"], F.lit(TS_FORMAT))
     parsed = parsed.withColumn("event_ts", ts).withColumn("reason", _reason(F.col("m"), ts))
