@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -69,16 +70,30 @@ class KafkaResource(ConfigurableResource):
         return missing
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
-        """Low and high offsets per partition of a topic, read without joining a group."""
+        """Low and high offsets per partition of a topic, read without joining a group.
+
+        Right after a broker restart its partitions have no leader for a moment; those errors
+        are retried until request_timeout_s instead of failing the sensor tick or the run."""
         consumer = self.consumer(group_id="netflix-assets-watermarks")
+        deadline = time.monotonic() + self.request_timeout_s
         try:
-            meta = consumer.list_topics(topic, timeout=self.request_timeout_s)
-            partitions = meta.topics[topic].partitions
-            return {
-                p: consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=self.request_timeout_s
-                )
-                for p in sorted(partitions)
-            }
+            while True:
+                try:
+                    meta = consumer.list_topics(topic, timeout=self.request_timeout_s)
+                    partitions = meta.topics[topic].partitions
+                    return {
+                        p: consumer.get_watermark_offsets(
+                            TopicPartition(topic, p), timeout=self.request_timeout_s
+                        )
+                        for p in sorted(partitions)
+                    }
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else None
+                    retriable = getattr(error, "retriable", lambda: False)() or getattr(
+                        error, "code", lambda: None
+                    )() in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+                    if not retriable or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.25)
         finally:
             consumer.close()

@@ -42,4 +42,10 @@ def test_catalog_schema_materializes(postgres_resource: PostgresResource) -> Non
     )
     assert result.success
     meta = result.asset_materializations_for_node("catalog_schema")[0].metadata
-    assert meta["table_count"].value == 4
+    assert set(meta["tables"].value) == {
+        "titles",
+        "title_versions",
+        "renditions",
+        "manifests",
+        "quality",
+    }

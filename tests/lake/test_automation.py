@@ -16,13 +16,8 @@ from assets import lake
 from netflix_assets.resources import default_resources
 from sensors.automation import lake_automation_sensor
 
-DOWNSTREAM = {
-    "silver_viewing_events",
-    "silver_quarantine",
-    "silver_playback_sessions",
-    "gold_title_daily",
-    "gold_qoe_daily",
-    "gold_user_daily",
+DOWNSTREAM = {key.to_user_string() for a in lake.ASSETS for key in a.keys} - {
+    "bronze_viewing_events"
 }
 
 

@@ -29,6 +29,15 @@ pytestmark = pytest.mark.stack
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def video_resources(store: ObjectStoreResource, postgres: PostgresResource) -> dict[str, Any]:
+    return {
+        "object_store": store,
+        "video_records": RecordIOManager(object_store=store),
+        "ffmpeg": FFmpegResource(),
+        "postgres": postgres,
+    }
+
+
 def run_pipeline(
     clip: Path,
     store: ObjectStoreResource,
@@ -52,12 +61,7 @@ def run_pipeline(
         partition_key=title_id,
         instance=instance,
         run_config={"ops": config},
-        resources={
-            "object_store": store,
-            "video_records": RecordIOManager(object_store=store),
-            "ffmpeg": FFmpegResource(),
-            "postgres": postgres,
-        },
+        resources=video_resources(store, postgres),
         raise_on_error=False,
     )
     return title_id, result, instance
@@ -198,12 +202,7 @@ def test_checksum_mismatch_is_quarantined(clip, object_store, postgres_resource)
         instance=instance,
         run_config={"ops": ops},
         raise_on_error=False,
-        resources={
-            "object_store": object_store,
-            "video_records": RecordIOManager(object_store=object_store),
-            "ffmpeg": FFmpegResource(),
-            "postgres": postgres_resource,
-        },
+        resources=video_resources(object_store, postgres_resource),
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -232,12 +231,7 @@ def test_republishing_a_version_is_idempotent(clip, object_store, postgres_resou
         selection=[video.published_title],
         partition_key=title_id,
         instance=instance,
-        resources={
-            "object_store": object_store,
-            "video_records": RecordIOManager(object_store=object_store),
-            "ffmpeg": FFmpegResource(),
-            "postgres": postgres_resource,
-        },
+        resources=video_resources(object_store, postgres_resource),
     )
     assert again.success
     assert catalog_rows(postgres_resource, title_id) == before
