@@ -29,6 +29,7 @@ CORE = [
     "rich>=13",
     "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
     "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
+    "scipy>=1.11",  # sparse interaction matrices for ALS
 ]
 
 # Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the

@@ -1,0 +1,1 @@
+"""Recommendation cores without Dagster, Spark or Redis: ratings files, evaluation, models."""

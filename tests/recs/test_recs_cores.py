@@ -1,0 +1,117 @@
+"""Ratings files, the evaluation protocol and ALS, on small files the tests write."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from netflix_assets.recs import als
+from netflix_assets.recs.evaluation import (
+    evaluate,
+    leave_latest_out,
+    over_seeds,
+    popularity_scorer,
+    rank_metrics,
+)
+from netflix_assets.recs.ratings import read_ratings
+
+
+def test_three_formats_and_namespace(tmp_path) -> None:
+    (tmp_path / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    (tmp_path / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n")
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n"
+    )
+    for name in ("u.data", "ratings.dat", "ratings.csv"):
+        frame, bad = read_ratings(tmp_path / name)
+        assert len(frame) == 2 and not bad, name
+    frame, _ = read_ratings(tmp_path / "ratings.csv", namespace="ml")
+    assert frame.iloc[1].to_dict() == {
+        "user_id": "ml:1",
+        "title_id": "ml:3",
+        "rating": 4.5,
+        "ts": 964981247,
+    }
+
+
+def test_bad_lines_are_reported_with_their_number(tmp_path) -> None:
+    path = tmp_path / "u.data"
+    path.write_text("1\t2\t3\t100\n1\t2\n1\t3\tfive\t100\n1\t4\t99\t100\n")
+    frame, bad = read_ratings(path)
+    assert len(frame) == 1
+    assert [(b.line, b.reason.split(" ")[0]) for b in bad] == [
+        (2, "expected"),
+        (3, "rating"),
+        (4, "rating"),
+    ]
+    (tmp_path / "x.txt").write_text("hello world\n")
+    with pytest.raises(ValueError, match="not a MovieLens ratings file"):
+        read_ratings(tmp_path / "x.txt")
+
+
+def test_leave_latest_out_holds_out_the_latest_and_leaks_nothing() -> None:
+    df = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b"],
+            "title_id": ["x", "y", "z", "x"],
+            "rating": [1.0] * 4,
+            "ts": [1, 3, 2, 5],
+        }
+    )
+    split = leave_latest_out(df)
+    assert split.test[["user_id", "title_id"]].values.tolist() == [["a", "y"]]
+    assert len(split.train) == 3 and "y" not in set(
+        split.train[split.train.user_id == "a"].title_id
+    )
+
+
+def test_rank_metrics_exact() -> None:
+    assert rank_metrics(1) == (1.0, 1.0)
+    assert rank_metrics(3) == (1.0, pytest.approx(1 / math.log2(4)))
+    assert rank_metrics(11) == (0.0, 0.0)
+
+
+def planted(users: int = 300, titles: int = 200, clusters: int = 5, seed: int = 3) -> pd.DataFrame:
+    """Users in taste clusters watch mostly their cluster's titles, plus some popular ones."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        c = u % clusters
+        own = [t for t in range(titles) if t % clusters == c]
+        picks = list(rng.choice(own, size=12, replace=False)) + list(rng.choice(10, size=2))
+        for i, t in enumerate(picks):
+            rows.append((f"u{u}", f"t{t}", 1.0, int(rng.integers(0, 10_000)) + i))
+    return pd.DataFrame(rows, columns=["user_id", "title_id", "rating", "ts"]).drop_duplicates(
+        ["user_id", "title_id"]
+    )
+
+
+def test_als_beats_popularity_on_both_protocols() -> None:
+    split = leave_latest_out(planted())
+    uidx, tidx = split.user_index, split.title_index
+    matrix = als.confidence_matrix(
+        split.train["user_id"].map(uidx).to_numpy(),
+        split.train["title_id"].map(tidx).to_numpy(),
+        split.train["rating"].to_numpy(),
+        len(split.users),
+        len(split.titles),
+    )
+    users, titles = als.fit(matrix, factors=16, iterations=8, seed=1)
+
+    def score(user: int, items: np.ndarray) -> np.ndarray:
+        return titles[items] @ users[user]
+
+    pop = popularity_scorer(split)
+    for protocol in ("sampled", "full"):
+        model = evaluate(split, score, protocol, seed=0)
+        baseline = evaluate(split, pop, protocol, seed=0)
+        assert model["hr@10"] > baseline["hr@10"] + 0.1, (protocol, model, baseline)
+        assert model["ndcg@10"] > baseline["ndcg@10"]
+    seen = set(split.train[split.train.user_id == split.users[0]]["title_id"].map(tidx))
+    top = als.recommend(users, titles, 0, 10, exclude=seen)
+    assert len(top) == 10 and not set(top) & seen
+    spread = over_seeds(lambda s: evaluate(split, score, "sampled", seed=s), [0, 1, 2])
+    assert set(spread) == {"hr@10", "ndcg@10", "recall@10"} and spread["hr@10"][1] < 0.1
