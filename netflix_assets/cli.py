@@ -157,6 +157,27 @@ def upload(file: Path, title_id: str | None, title: str | None) -> None:
     )
 
 
+@main.command("import-ratings")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--namespace", default=None, help="Prefix ids as NS:<id> (default: keep them).")
+def import_ratings(file: Path, namespace: str | None) -> None:
+    """Load a MovieLens-format ratings file (u.data, ratings.dat, ratings.csv) into the lake's
+    interaction table `imported_interactions`; re-importing a namespace replaces it."""
+    from netflix_assets.recs.imports import import_ratings as run_import
+    from resources.object_store import ObjectStoreResource
+
+    try:
+        summary = run_import(file, ObjectStoreResource(), namespace)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"imported {summary['rows']} ratings ({summary['users']} users, {summary['titles']} "
+        f"titles) as source {summary['source']} into {summary['uri']} "
+        f"(version {summary['version']}); {summary['bad_lines']} bad lines quarantined"
+    )
+
+
 @main.command()
 @click.argument("sql")
 def query(sql: str) -> None:

@@ -12,6 +12,7 @@ LAKE_TABLES = (
     "gold_title_daily",
     "gold_qoe_daily",
     "gold_user_daily",
+    "imported_interactions",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -115,3 +116,28 @@ def test_als_beats_popularity_on_both_protocols() -> None:
     assert len(top) == 10 and not set(top) & seen
     spread = over_seeds(lambda s: evaluate(split, score, "sampled", seed=s), [0, 1, 2])
     assert set(spread) == {"hr@10", "ndcg@10", "recall@10"} and spread["hr@10"][1] < 0.1
+
+
+def test_import_ratings_is_idempotent_and_keeps_bad_lines(tmp_path) -> None:
+    from deltalake import DeltaTable
+
+    from netflix_assets.recs.imports import import_ratings
+    from resources.object_store import ObjectStoreResource
+
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::5::978300760\n1::11::3::978302109\n2::10::x::1\n")
+    first = import_ratings(path, store, namespace="ml")
+    assert (first["rows"], first["bad_lines"], first["users"]) == (2, 1, 1)
+    again = import_ratings(path, store, namespace="ml")
+    other = tmp_path / "u.data"
+    other.write_text("7\t10\t4\t100\n")
+    import_ratings(other, store, namespace="ml100k")
+    rows = DeltaTable(again["uri"]).to_pyarrow_table().to_pylist()
+    assert sorted((r["source"], r["user_id"], r["title_id"], r["weight"]) for r in rows) == [
+        ("ml", "ml:1", "ml:10", 1.0),
+        ("ml", "ml:1", "ml:11", 0.6),
+        ("ml100k", "ml100k:7", "ml100k:10", 0.8),
+    ]
+    reasons = json.loads(store.get_bytes("quarantine/ratings/ml.json"))["bad_lines"]
+    assert reasons[0]["line"] == 3

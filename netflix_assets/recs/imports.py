@@ -1,0 +1,73 @@
+"""`netflix-assets import-ratings`: a public ratings file into the lake's interaction shape.
+
+Rows land in the Delta table `imported_interactions` (user_id, title_id, ts, weight, source),
+the same columns `spark_jobs.features.interactions_from_sessions` gives played sessions, so the
+feature, model and evaluation code reads both alike. Each namespace is one `source` value that
+an import replaces as a whole (a Delta overwrite with a predicate), so re-importing a file is
+idempotent. Lines that cannot be read are kept in `quarantine/ratings/<namespace>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from netflix_assets.recs.ratings import read_ratings
+from resources.object_store import ObjectStoreResource
+from spark_jobs.paths import table_uri
+
+SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("title_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("weight", pa.float64()),
+        ("source", pa.string()),
+    ]
+)
+
+
+def import_ratings(
+    path: str | Path, object_store: ObjectStoreResource, namespace: str | None = None
+) -> dict[str, Any]:
+    """Write the file's ratings as interactions (weight = rating / 5); returns a summary."""
+    path = Path(path)
+    source = namespace or "ratings"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", source):
+        raise ValueError(f"namespace {source!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    frame, bad = read_ratings(path, namespace)
+    if bad:
+        record = {"file": str(path), "bad_lines": [b.__dict__ for b in bad]}
+        object_store.put_bytes(
+            json.dumps(record, indent=2).encode(), f"quarantine/ratings/{source}.json"
+        )
+    table = pa.table(
+        {
+            "user_id": frame["user_id"],
+            "title_id": frame["title_id"],
+            "ts": pa.array(frame["ts"] * 1_000_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "weight": frame["rating"] / 5.0,
+            "source": [source] * len(frame),
+        },
+        schema=SCHEMA,
+    )
+    uri = table_uri(object_store, "imported_interactions")
+    exists = Path(uri).exists() if "://" not in uri else True
+    if exists and DeltaTable.is_deltatable(uri):
+        write_deltalake(uri, table, mode="overwrite", predicate=f"source = '{source}'")
+    else:
+        write_deltalake(uri, table, mode="append", partition_by=["source"])
+    return {
+        "uri": uri,
+        "source": source,
+        "rows": len(frame),
+        "bad_lines": len(bad),
+        "users": int(frame["user_id"].nunique()),
+        "titles": int(frame["title_id"].nunique()),
+        "version": DeltaTable(uri).version(),
+    }
