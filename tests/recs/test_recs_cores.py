@@ -141,3 +141,29 @@ def test_import_ratings_is_idempotent_and_keeps_bad_lines(tmp_path) -> None:
     ]
     reasons = json.loads(store.get_bytes("quarantine/ratings/ml.json"))["bad_lines"]
     assert reasons[0]["line"] == 3
+
+
+def test_mmr_trades_relevance_for_diversity() -> None:
+    from netflix_assets.recs.mmr import mmr
+
+    # Five near-copies of one direction score highest; five spread-out items score a bit less.
+    copies = np.array([[1.0, 0.01 * i, 0.0] for i in range(5)])
+    spread = np.array(
+        [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [-1, 0, 0]]
+    )
+    embeddings = np.vstack([copies, spread])
+    scores = np.array([1.0, 0.99, 0.98, 0.97, 0.96, 0.9, 0.89, 0.88, 0.87, 0.86])
+    plain = mmr(scores, embeddings, 5, lam=1.0)
+    assert plain == [0, 1, 2, 3, 4]
+    diverse = mmr(scores, embeddings, 5, lam=0.5)
+    assert len(set(diverse)) == 5 and diverse[0] == 0
+    assert sum(i >= 5 for i in diverse) >= 3  # mostly the spread-out items after the best copy
+
+    def mean_similarity(picks: list[int]) -> float:
+        unit = embeddings[picks] / np.linalg.norm(embeddings[picks], axis=1, keepdims=True)
+        sims = unit @ unit.T
+        return float((sims.sum() - len(picks)) / (len(picks) * (len(picks) - 1)))
+
+    assert mean_similarity(diverse) < mean_similarity(plain)
+    with pytest.raises(ValueError, match="lam"):
+        mmr(scores, embeddings, 3, lam=1.5)
