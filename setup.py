@@ -30,11 +30,12 @@ CORE = [
     "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
     "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
     "scipy>=1.11",  # sparse interaction matrices for ALS
+    "lightgbm>=4.5",  # the ranker (a small wheel; torch stays in the ml extra)
 ]
 
 # Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the
 # recommendation models, not with the core platform.
-ML = ["torch>=2.5", "lightgbm>=4.5"]
+ML = ["torch>=2.5"]
 
 DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5"]
 

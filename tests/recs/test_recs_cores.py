@@ -167,3 +167,42 @@ def test_mmr_trades_relevance_for_diversity() -> None:
     assert mean_similarity(diverse) < mean_similarity(plain)
     with pytest.raises(ValueError, match="lam"):
         mmr(scores, embeddings, 3, lam=1.5)
+
+
+def test_ranker_learns_a_planted_signal(tmp_path) -> None:
+    from netflix_assets.recs import ranker
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(200):
+        for cand in range(30):
+            completion = rng.random()
+            popularity = rng.random()
+            # Relevance follows completion rate; the ALS score here is pure noise.
+            label = 2 if completion > 0.8 else (1 if completion > 0.6 else 0)
+            rows.append(
+                {
+                    "group": user,
+                    "als_score": rng.random(),
+                    "candidate_rank": cand + 1,
+                    "title_popularity": popularity,
+                    "title_trend": 1.0,
+                    "title_completion_rate": completion,
+                    "user_activity": 5.0,
+                    "pair_interactions": 0.0,
+                    "label": label,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    train, test = frame[frame.group < 150], frame[frame.group >= 150]
+    booster = ranker.train(train, rounds=30)
+    path = ranker.save(booster, tmp_path / "ranker.txt")
+    scores = ranker.predict(ranker.load(path), test)
+
+    def top1_relevance(order_scores: np.ndarray) -> float:
+        picked = test.assign(s=order_scores).sort_values(["group", "s"], ascending=[True, False])
+        return float(picked.groupby("group").head(1)["label"].mean())
+
+    assert top1_relevance(scores) > top1_relevance(test["als_score"].to_numpy()) + 0.8
+    with pytest.raises(ValueError, match="contiguous"):
+        ranker.train(pd.concat([train.head(3), train.iloc[40:43], train.iloc[3:6]]), rounds=1)
