@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from assets import catalog, lake, streaming, video
+from assets import catalog, lake, recs, streaming, video
 from netflix_assets.resources import default_resources
 from sensors import automation, uploads, viewing_events
 
 defs = Definitions(
-    assets=[*catalog.ASSETS, *video.ASSETS, *lake.ASSETS, *streaming.ASSETS],
+    assets=[*catalog.ASSETS, *video.ASSETS, *lake.ASSETS, *recs.ASSETS, *streaming.ASSETS],
     jobs=[*video.JOBS, *lake.JOBS],
     sensors=[
         *uploads.SENSORS,

@@ -13,6 +13,9 @@ LAKE_TABLES = (
     "gold_qoe_daily",
     "gold_user_daily",
     "imported_interactions",
+    "features_user",
+    "features_title",
+    "features_user_title",
 )
 
 
