@@ -46,7 +46,7 @@ def test_features_and_online_copy(spark, spark_resource, redis_resource, object_
     for day in sorted({r[2].date() for r in rows}):
         delta_io.replace_day(frame.where(frame.session_date == day), path, "session_date", day)
     result = materialize(
-        recs.ASSETS,
+        [recs.recommendation_features, recs.online_features],
         partition_key=AS_OF.isoformat(),
         instance=DagsterInstance.ephemeral(),
         resources={"spark": spark_resource, "object_store": object_store, "redis": redis_resource},
@@ -86,3 +86,45 @@ def test_features_without_any_interactions_fail_clearly(spark_resource, object_s
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "no interactions" in failure.event_specific_data.error.message
+
+
+def test_models_and_evaluation_from_imported_ratings(
+    tmp_path, spark_resource, object_store
+) -> None:
+    """A MovieLens-format file the test writes (taste clusters) -> ALS model + evaluation."""
+    import numpy as np
+
+    from netflix_assets.recs.imports import import_ratings
+    from netflix_assets.recs.training import AlsModel
+
+    rng = np.random.default_rng(5)
+    lines = []
+    for u in range(120):
+        own = [t for t in range(60) if t % 4 == u % 4]
+        for i, t in enumerate(rng.choice(own, size=8, replace=False)):
+            lines.append(f"{u}::{t}::{rng.integers(3, 6)}::{1_700_000_000 + 1000 * i}")
+    path = tmp_path / "ratings.dat"
+    path.write_text("\n".join(lines) + "\n")
+    import_ratings(path, object_store, namespace="ml")
+    day = "2026-11-10"
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [recs.als_model, recs.model_evaluation],
+        partition_key=day,
+        instance=instance,
+        resources={"spark": spark_resource, "object_store": object_store},
+        run_config={
+            "ops": {
+                n: {"config": {"factors": 8, "iterations": 6}}
+                for n in ("als_model", "model_evaluation")
+            }
+        },
+    )
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"als_beats_popularity": True, "no_regression_vs_previous_date": True}
+    meta = result.asset_materializations_for_node("model_evaluation")[0].metadata
+    assert meta["als_hr@10_sampled"].value > meta["popularity_hr@10_sampled"].value
+    model = AlsModel.from_bytes(object_store.get_bytes(f"models/als/{day}/als.npz"))
+    assert len(model.users) == 120 and model.user_factors.shape == (120, 8)
+    assert str(model.users[0]).startswith("ml:")
