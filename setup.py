@@ -30,12 +30,13 @@ CORE = [
     "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
     "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
     "scipy>=1.11",  # sparse interaction matrices for ALS
-    "lightgbm>=4.5",  # the ranker (a small wheel; torch stays in the ml extra)
+    "lightgbm>=4.5",  # the ranker
+    "torch>=2.5",  # NCF; PyPI's wheel brings CUDA libraries (about 3 GB) and runs on CPU too
+    "fastapi>=0.115",  # the recommendation service
+    "pyjwt>=2.9",  # its bearer-token auth
+    "prometheus-client>=0.21",  # its /metrics
+    "httpx>=0.27",  # FastAPI's test client and the serving benchmark's load generator
 ]
-
-# Training libraries are large (torch pulls CUDA wheels from PyPI); they install with the
-# recommendation models, not with the core platform.
-ML = ["torch>=2.5"]
 
 DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5"]
 
@@ -57,6 +58,6 @@ setup(
     ),
     package_data={"netflix_assets.stack": ["poms/*"], "schema": ["*.sql", "*.json"]},
     install_requires=CORE,
-    extras_require={"ml": ML, "dev": DEV},
+    extras_require={"dev": DEV},
     entry_points={"console_scripts": ["netflix-assets=netflix_assets.cli:main"]},
 )

@@ -12,6 +12,7 @@ One HGETALL per request reads a user's features; the version prefix lets a new l
 beside the old one while servers switch over.
 """
 
+import json
 import time
 from datetime import date, timedelta
 
@@ -19,6 +20,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
     AssetRecordsFilter,
     Config,
@@ -33,7 +35,8 @@ from pydantic import Field
 from pyspark.sql import functions as F
 
 from netflix_assets.partitions import event_date_partitions
-from netflix_assets.recs import training
+from netflix_assets.recs import ncf, training, two_stage
+from netflix_assets.recs.ncf import NcfConfig
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
@@ -159,6 +162,15 @@ def online_features(
 class ModelConfig(Config):
     factors: int = 32
     iterations: int = 10
+    ncf_epochs: int = 10
+    ranker_rounds: int = 100
+    candidates: int = Field(default=500, description="ALS candidates the ranker reorders.")
+    label_share: float = Field(
+        default=0.2, description="Share of the latest interactions the ranker learns to predict."
+    )
+    max_eval_users: int = Field(
+        default=20_000, description="Held-out users scored (a seeded sample beyond this)."
+    )
     regression_tolerance: float = Field(
         default=0.05, description="HR@10 (sampled) may drop this much below the previous date."
     )
@@ -171,6 +183,10 @@ def _training_frame(spark: SparkResource, object_store: ObjectStoreResource, as_
     if frame.empty:
         raise Failure(f"no interactions up to {as_of}")
     return frame
+
+
+def _model_key(kind: str, as_of: date, name: str) -> str:
+    return f"models/{kind}/{as_of.isoformat()}/{name}"
 
 
 @asset(
@@ -192,8 +208,7 @@ def als_model(
     started = time.perf_counter()
     model = training.fit_als(frame, config.factors, config.iterations)
     seconds = time.perf_counter() - started
-    key = f"models/als/{as_of.isoformat()}/als.npz"
-    uri = object_store.put_bytes(model.to_bytes(), key)
+    uri = object_store.put_bytes(model.to_bytes(), _model_key("als", as_of, "als.npz"))
     return MaterializeResult(
         metadata={
             "model_uri": MetadataValue.path(uri),
@@ -208,12 +223,133 @@ def als_model(
 
 @asset(
     group_name=GROUP,
-    deps=[als_model],
+    deps=["silver_playback_sessions"],
+    partitions_def=event_date_partitions,
+    kinds={"pytorch"},
+    op_tags=SPARK_TAGS,
+)
+def ncf_model(
+    context: AssetExecutionContext,
+    config: ModelConfig,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+) -> MaterializeResult:
+    """NeuMF (GMF + MLP) in PyTorch, fit on every interaction through the date; one .pt file."""
+    as_of = date.fromisoformat(context.partition_key)
+    frame = _training_frame(spark, object_store, as_of)
+    ncf_config = NcfConfig(epochs=config.ncf_epochs)
+    started = time.perf_counter()
+    model, users, titles = training.fit_ncf(frame, ncf_config)
+    seconds = time.perf_counter() - started
+    data = ncf.to_bytes(model, users, titles, ncf_config)
+    uri = object_store.put_bytes(data, _model_key("ncf", as_of, "ncf.pt"))
+    return MaterializeResult(
+        metadata={
+            "model_uri": MetadataValue.path(uri),
+            "users": len(users),
+            "titles": len(titles),
+            "interactions": len(frame),
+            "epochs": config.ncf_epochs,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_seconds": round(seconds, 2),
+        }
+    )
+
+
+def _flat(report: dict, prefix: str = "") -> dict[str, float]:
+    """{'ranker_ndcg@10': ...} style metadata entries from {'ranker': {'ndcg@10': ...}}."""
+    return {
+        f"{prefix}{model}_{metric}": round(value, 4)
+        for model, metrics in report.items()
+        if model != "sizes"
+        for metric, value in metrics.items()
+        if not metric.endswith("_std")
+    }
+
+
+@asset(
+    group_name=GROUP,
+    deps=[als_model, "features_title"],
+    partitions_def=event_date_partitions,
+    kinds={"lightgbm"},
+    op_tags=SPARK_TAGS,
+)
+def ranker_model(
+    context: AssetExecutionContext,
+    config: ModelConfig,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+) -> MaterializeResult:
+    """LightGBM lambdarank over ALS candidates, trained point-in-time on a temporal cut
+    (training.train_ranker), plus the title feature table the serving layer ranks with."""
+    as_of = date.fromisoformat(context.partition_key)
+    frame = _training_frame(spark, object_store, as_of)
+    try:
+        cutoff = training.choose_cutoff(frame, as_of, config.label_share)
+    except ValueError as exc:
+        raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc
+    session = spark.get_session()
+    interactions, sessions_df = load_interactions(session, object_store)
+    user_frame = features.user_features(interactions, sessions_df, cutoff).toPandas()
+    title_frame = features.title_features(interactions, sessions_df, cutoff).toPandas()
+    started = time.perf_counter()
+    try:
+        result = training.train_ranker(
+            frame,
+            cutoff,
+            user_frame,
+            title_frame,
+            config.factors,
+            config.iterations,
+            config.candidates,
+            config.ranker_rounds,
+        )
+    except ValueError as exc:
+        raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc
+    seconds = time.perf_counter() - started
+    # Serving ranks with title features as of the partition's date, aligned to its ALS model.
+    served_als = training.AlsModel.from_bytes(
+        object_store.get_bytes(_model_key("als", as_of, "als.npz"))
+    )
+    today = (
+        session.read.format("delta")
+        .load(table_uri(object_store, "features_title"))
+        .where(F.col("as_of") == as_of)
+        .toPandas()
+    )
+    titles = two_stage.TitleTable.build(served_als.titles, today)
+    ranker_uri = object_store.put_bytes(
+        result.booster.model_to_string().encode(), _model_key("ranker", as_of, "ranker.txt")
+    )
+    titles_uri = object_store.put_bytes(
+        titles.to_bytes(), _model_key("ranker", as_of, "titles.npz")
+    )
+    return MaterializeResult(
+        metadata={
+            "model_uri": MetadataValue.path(ranker_uri),
+            "titles_uri": MetadataValue.path(titles_uri),
+            "cutoff": cutoff.isoformat(),
+            **_flat(result.report),
+            "report": MetadataValue.json(result.report),
+            "train_seconds": round(seconds, 2),
+        }
+    )
+
+
+CHECKED_MODELS = ("als", "ncf", "ranker")
+
+
+@asset(
+    group_name=GROUP,
+    deps=[als_model, ncf_model, ranker_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
     check_specs=[
-        AssetCheckSpec("als_beats_popularity", asset="model_evaluation", blocking=True),
+        *[
+            AssetCheckSpec(f"{m}_beats_popularity", asset="model_evaluation", blocking=True)
+            for m in CHECKED_MODELS
+        ],
         AssetCheckSpec("no_regression_vs_previous_date", asset="model_evaluation"),
     ],
 )
@@ -223,50 +359,112 @@ def model_evaluation(
     spark: SparkResource,
     object_store: ObjectStoreResource,
 ):
-    """Leave-the-latest-out HR@10, NDCG@10, Recall@10 of ALS and popularity, full ranking and
-    the NCF paper's 99 sampled negatives, mean and spread over three seeds."""
+    """Leave-the-latest-out HR@10, NDCG@10, Recall@10 of ALS, NCF and popularity (full ranking
+    and the NCF paper's 99 sampled negatives, mean and spread over three seeds), and the
+    ranker's temporal hold-out figures against ALS and popularity on the same users."""
     as_of = date.fromisoformat(context.partition_key)
     frame = _training_frame(spark, object_store, as_of)
     started = time.perf_counter()
-    report = training.evaluate_als(frame, config.factors, config.iterations)
+    report = training.evaluate_models(
+        frame,
+        config.factors,
+        config.iterations,
+        NcfConfig(epochs=config.ncf_epochs),
+        max_users=config.max_eval_users,
+    )
     seconds = time.perf_counter() - started
-    als_hr = report["als"]["sampled"]["hr@10"]
-    pop_hr = report["popularity"]["sampled"]["hr@10"]
+    ranker_report = _partition_metadata(context, "ranker_model", as_of, "report")
+    if ranker_report is None:
+        raise Failure(f"ranker_model has no materialization for {as_of}; materialize it first")
+    report["ranker_temporal"] = ranker_report
+    wins = {
+        m: report[m]["sampled"]["hr@10"] > report["popularity"]["sampled"]["hr@10"]
+        and report[m]["full"]["hr@10"] > report["popularity"]["full"]["hr@10"]
+        for m in ("als", "ncf")
+    }
+    wins["ranker"] = ranker_report["ranker"]["ndcg@10"] > ranker_report["popularity"]["ndcg@10"]
+    flat = {
+        f"{m}_{metric}_{protocol}": round(report[m][protocol][metric], 4)
+        for m in ("als", "ncf", "popularity")
+        for protocol in ("full", "sampled")
+        for metric in ("hr@10", "ndcg@10", "recall@10")
+    }
     yield MaterializeResult(
         metadata={
-            "als_hr@10_sampled": als_hr,
-            "als_ndcg@10_sampled": report["als"]["sampled"]["ndcg@10"],
-            "als_hr@10_full": report["als"]["full"]["hr@10"],
-            "popularity_hr@10_sampled": pop_hr,
-            "popularity_hr@10_full": report["popularity"]["full"]["hr@10"],
+            **flat,
+            **_flat(ranker_report, "temporal_"),
             "report": MetadataValue.json(report),
             "eval_seconds": round(seconds, 2),
         }
     )
-    yield AssetCheckResult(
-        check_name="als_beats_popularity",
-        passed=als_hr > pop_hr
-        and report["als"]["full"]["hr@10"] > report["popularity"]["full"]["hr@10"],
-        metadata={"als_hr@10": als_hr, "popularity_hr@10": pop_hr},
-    )
+    for m in CHECKED_MODELS:
+        yield AssetCheckResult(check_name=f"{m}_beats_popularity", passed=wins[m])
+    current = flat["als_hr@10_sampled"]
     previous = _previous_value(context, "als_hr@10_sampled", as_of)
     yield AssetCheckResult(
         check_name="no_regression_vs_previous_date",
-        passed=previous is None or als_hr >= previous - config.regression_tolerance,
-        metadata={"previous": previous if previous is not None else "none", "current": als_hr},
+        passed=previous is None or current >= previous - config.regression_tolerance,
+        metadata={"previous": previous if previous is not None else "none", "current": current},
     )
 
 
-def _previous_value(context: AssetExecutionContext, name: str, as_of: date) -> float | None:
-    """The metadata value of the previous date's materialization of this asset, if any."""
-    key = (as_of - timedelta(days=1)).isoformat()
+@asset(
+    group_name=GROUP,
+    deps=[model_evaluation, online_features],
+    partitions_def=event_date_partitions,
+    kinds={"json"},
+)
+def recommender_release(
+    context: AssetExecutionContext, object_store: ObjectStoreResource
+) -> MaterializeResult:
+    """The models the serving layer may load for this date. It exists only when the evaluation's
+    blocking checks passed (they stop this asset otherwise), so a model that loses to the
+    popularity baseline is never served. The serving layer follows its latest materialization."""
+    as_of = date.fromisoformat(context.partition_key)
+    manifest = {
+        "as_of": as_of.isoformat(),
+        "als_key": _model_key("als", as_of, "als.npz"),
+        "ranker_key": _model_key("ranker", as_of, "ranker.txt"),
+        "titles_key": _model_key("ranker", as_of, "titles.npz"),
+        "online_prefix": ONLINE_PREFIX,
+    }
+    for name in ("als_key", "ranker_key", "titles_key"):
+        if not object_store.exists(manifest[name]):
+            raise Failure(
+                f"{manifest[name]} is missing from the object store; "
+                f"re-materialize the models for {as_of}"
+            )
+    uri = object_store.put_bytes(
+        json.dumps(manifest, indent=2).encode(), _model_key("release", as_of, "manifest.json")
+    )
+    return MaterializeResult(metadata={"manifest_uri": MetadataValue.path(uri), **manifest})
+
+
+def _partition_metadata(context: AssetExecutionContext, asset: str, day: date, name: str):
+    """The metadata value `name` of `asset`'s latest materialization for `day`, or None."""
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day.isoformat()]), limit=1
     ).records
     if not records:
         return None
     value = records[0].asset_materialization.metadata.get(name)
-    return float(value.value) if value is not None else None
+    return value.value if value is not None else None
 
 
-ASSETS = [recommendation_features, online_features, als_model, model_evaluation]
+def _previous_value(context: AssetExecutionContext, name: str, as_of: date) -> float | None:
+    """The metadata value of the previous date's materialization of this asset, if any."""
+    value = _partition_metadata(
+        context, context.asset_key.to_user_string(), as_of - timedelta(days=1), name
+    )
+    return float(value) if value is not None else None
+
+
+ASSETS = [
+    recommendation_features,
+    online_features,
+    als_model,
+    ncf_model,
+    ranker_model,
+    model_evaluation,
+    recommender_release,
+]

@@ -13,6 +13,14 @@ Ranking is done (a) over every title the user has not interacted with in trainin
 (b) as in the NCF paper (He et al., 2017): against 99 titles sampled uniformly from those the user
 has not interacted with, seeded ("sampled"), so figures compare with published MovieLens ones.
 The popularity baseline scores a title by its training interaction count.
+
+The ranker needs features computed as of a date, so it cannot be scored leak-free on per-user
+held-out items of different dates. It is evaluated on a temporal hold-out instead (see
+training.train_ranker): interactions before a cutoff date train everything, and for a held-out
+half of the users active after it, the titles they then interacted with are the relevant set.
+ALS and popularity are scored on exactly the same users and candidates, with list_metrics:
+HR@10 (any relevant title in the top 10), NDCG@10 (binary gains, ideal DCG over
+min(relevant, 10) titles) and Recall@10 (relevant titles in the top 10 / relevant titles).
 """
 
 from __future__ import annotations
@@ -93,6 +101,25 @@ def evaluate(split: Split, score: Scorer, protocol: str, seed: int = 0) -> dict[
         ndcgs.append(ndcg)
     n = max(len(hits), 1)
     return {"hr@10": sum(hits) / n, "ndcg@10": sum(ndcgs) / n, "recall@10": sum(hits) / n}
+
+
+def list_metrics(top: np.ndarray, relevant: set[int], k: int = K) -> dict[str, float]:
+    """HR@k, NDCG@k and Recall@k of one ranked list against a set of relevant titles."""
+    gains = [1.0 if int(t) in relevant else 0.0 for t in top[:k]]
+    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    hits = sum(gains)
+    return {
+        "hr@10": 1.0 if hits else 0.0,
+        "ndcg@10": dcg / ideal if ideal else 0.0,
+        "recall@10": hits / len(relevant) if relevant else 0.0,
+    }
+
+
+def mean_metrics(results: list[dict[str, float]]) -> dict[str, float]:
+    if not results:
+        return {"hr@10": 0.0, "ndcg@10": 0.0, "recall@10": 0.0}
+    return {m: float(np.mean([r[m] for r in results])) for m in results[0]}
 
 
 def popularity_scorer(split: Split) -> Scorer:

@@ -1,18 +1,17 @@
 """The ranker: LightGBM lambdarank over the candidates the ALS model proposes.
 
 Candidate generation is recall-oriented (500 titles by dot product); the ranker reorders them
-with features the dot product cannot use. Its input is one row per (user, candidate) with these
-columns, and a `group` column naming the user (one query per user):
+with features the dot product cannot use. Its input is one row per (user, candidate) with the
+columns of FEATURES, and a `group` column naming the user (one query per user):
 
 - `als_score`: the candidate generator's dot product;
 - `candidate_rank`: its position in the candidate list (1 = best);
-- `title_popularity`: t_interactions_28d from the title features;
-- `title_trend`: t_trend;
-- `title_completion_rate`: t_completion_rate;
-- `user_activity`: u_interactions_28d from the user features;
-- `pair_interactions`: ut_interactions (0 for titles the user never touched).
+- the title features of TITLE_FEATURES and the user features of USER_FEATURES, with the
+  meanings documented in spark_jobs/features.py (popularity, trend, completion, recency...).
 
-The label is graded relevance (0: no interaction on the label day, 1: played, 2: completed).
+Pair features (ut_*) are left out on purpose: candidates never include a title the user already
+interacted with, so they would be zero for every row, in training and in serving alike.
+The label is 1 when the user interacted with the candidate in the label period, else 0.
 """
 
 from __future__ import annotations
@@ -23,15 +22,15 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-FEATURES = (
-    "als_score",
-    "candidate_rank",
-    "title_popularity",
-    "title_trend",
-    "title_completion_rate",
-    "user_activity",
-    "pair_interactions",
+TITLE_FEATURES = (
+    "t_interactions_28d",
+    "t_trend",
+    "t_completion_rate",
+    "t_mean_weight",
+    "t_popularity_rank",
 )
+USER_FEATURES = ("u_interactions_28d", "u_mean_weight", "u_days_since_last", "u_completion_rate")
+FEATURES = ("als_score", "candidate_rank", *TITLE_FEATURES, *USER_FEATURES)
 
 
 def _groups(frame: pd.DataFrame) -> np.ndarray:
@@ -65,8 +64,12 @@ def train(
     return lgb.train(params, data, num_boost_round=rounds)
 
 
-def predict(booster: lgb.Booster, frame: pd.DataFrame) -> np.ndarray:
-    return booster.predict(frame[list(FEATURES)], num_threads=1)
+def predict(booster: lgb.Booster, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Scores for a frame with the FEATURES columns, or a matrix with them in that order (the
+    serving path passes a float32 matrix: no pandas on the hot path)."""
+    if isinstance(rows, pd.DataFrame):
+        rows = rows[list(FEATURES)].to_numpy(dtype=np.float64)
+    return booster.predict(rows, num_threads=1)
 
 
 def save(booster: lgb.Booster, path: str | Path) -> Path:

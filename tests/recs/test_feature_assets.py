@@ -89,42 +89,58 @@ def test_features_without_any_interactions_fail_clearly(spark_resource, object_s
 
 
 def test_models_and_evaluation_from_imported_ratings(
-    tmp_path, spark_resource, object_store
+    tmp_path, spark_resource, object_store, redis_resource
 ) -> None:
-    """A MovieLens-format file the test writes (taste clusters) -> ALS model + evaluation."""
+    """A MovieLens-format file the test writes (taste clusters over 40 days) -> features, ALS,
+    NCF, the ranker, the evaluation with its checks, and a release the serving layer can load."""
     import numpy as np
 
+    from netflix_assets.recs import ncf
     from netflix_assets.recs.imports import import_ratings
     from netflix_assets.recs.training import AlsModel
 
     rng = np.random.default_rng(5)
     lines = []
-    for u in range(120):
-        own = [t for t in range(60) if t % 4 == u % 4]
-        for i, t in enumerate(rng.choice(own, size=8, replace=False)):
-            lines.append(f"{u}::{t}::{rng.integers(3, 6)}::{1_700_000_000 + 1000 * i}")
+    for u in range(160):
+        own = [t for t in range(80) if t % 4 == u % 4]
+        for i, t in enumerate(rng.choice(own, size=10, replace=False)):
+            day = int(rng.integers(0, 40))
+            lines.append(f"{u}::{t}::{rng.integers(3, 6)}::{1_760_000_000 + 86_400 * day + i}")
     path = tmp_path / "ratings.dat"
     path.write_text("\n".join(lines) + "\n")
     import_ratings(path, object_store, namespace="ml")
     day = "2026-11-10"
     instance = DagsterInstance.ephemeral()
+    model_ops = ("als_model", "ncf_model", "ranker_model", "model_evaluation")
     result = materialize(
-        [recs.als_model, recs.model_evaluation],
+        recs.ASSETS,
         partition_key=day,
         instance=instance,
-        resources={"spark": spark_resource, "object_store": object_store},
+        resources={"spark": spark_resource, "object_store": object_store, "redis": redis_resource},
         run_config={
             "ops": {
-                n: {"config": {"factors": 8, "iterations": 6}}
-                for n in ("als_model", "model_evaluation")
+                n: {"config": {"factors": 8, "iterations": 6, "ranker_rounds": 30}}
+                for n in model_ops
             }
         },
     )
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"als_beats_popularity": True, "no_regression_vs_previous_date": True}
+    assert checks == {
+        "als_beats_popularity": True,
+        "ncf_beats_popularity": True,
+        "ranker_beats_popularity": True,
+        "no_regression_vs_previous_date": True,
+    }
     meta = result.asset_materializations_for_node("model_evaluation")[0].metadata
-    assert meta["als_hr@10_sampled"].value > meta["popularity_hr@10_sampled"].value
+    for model in ("als", "ncf"):
+        assert meta[f"{model}_hr@10_sampled"].value > meta["popularity_hr@10_sampled"].value
+    assert meta["temporal_ranker_ndcg@10"].value > meta["temporal_popularity_ndcg@10"].value
     model = AlsModel.from_bytes(object_store.get_bytes(f"models/als/{day}/als.npz"))
-    assert len(model.users) == 120 and model.user_factors.shape == (120, 8)
+    assert len(model.users) == 160 and model.user_factors.shape == (160, 8)
     assert str(model.users[0]).startswith("ml:")
+    neural, users, titles = ncf.from_bytes(object_store.get_bytes(f"models/ncf/{day}/ncf.pt"))
+    assert len(users) == 160 and len(titles) == 80
+    release = result.asset_materializations_for_node("recommender_release")[0].metadata
+    assert release["ranker_key"].value == f"models/ranker/{day}/ranker.txt"
+    assert object_store.exists(release["titles_key"].value)

@@ -1,0 +1,123 @@
+"""Candidates, ranker rows and MMR: the recommendation path shared by training and serving.
+
+Training builds ranker rows with exactly the functions the serving layer calls per request, so
+the two cannot drift apart. Everything is numpy on indices (the ALS model's title order); no
+pandas and no I/O, because the serving path runs this per request in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from netflix_assets.recs.mmr import mmr
+from netflix_assets.recs.ranker import FEATURES, TITLE_FEATURES, USER_FEATURES
+
+N_CANDIDATES = 500
+
+
+@dataclass(frozen=True)
+class TitleTable:
+    """Title features aligned with a model's title order, and the cold-start order."""
+
+    features: np.ndarray  # (titles, len(TITLE_FEATURES)) float32; zeros for unknown titles
+    popular: np.ndarray  # title indices, most interactions in the last 28 days first
+
+    @classmethod
+    def build(cls, titles: np.ndarray, frame: pd.DataFrame | None) -> TitleTable:
+        """From a features_title frame (title_id + TITLE_FEATURES), reordered to `titles`."""
+        table = np.zeros((len(titles), len(TITLE_FEATURES)), dtype=np.float32)
+        if frame is not None and len(frame):
+            index = pd.Index(frame["title_id"].astype(str))
+            where = index.get_indexer(pd.Index(np.asarray(titles).astype(str)))
+            known = where >= 0
+            values = frame[list(TITLE_FEATURES)].fillna(0.0).to_numpy(dtype=np.float32)
+            table[known] = values[where[known]]
+        popularity = table[:, TITLE_FEATURES.index("t_interactions_28d")]
+        return cls(table, np.argsort(-popularity, kind="stable"))
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, features=self.features, popular=self.popular)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TitleTable:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(z["features"], z["popular"])
+
+
+def user_vector(values: Mapping[str, object] | None) -> np.ndarray:
+    """USER_FEATURES in order from an online or offline feature mapping; missing -> 0."""
+    out = np.zeros(len(USER_FEATURES), dtype=np.float32)
+    if values:
+        for i, name in enumerate(USER_FEATURES):
+            raw = values.get(name)
+            if raw is not None:
+                out[i] = float(raw)
+    return out
+
+
+def candidates(
+    user_factor: np.ndarray, title_factors: np.ndarray, seen: np.ndarray, n: int = N_CANDIDATES
+) -> tuple[np.ndarray, np.ndarray]:
+    """(title indices, ALS scores): the n best titles by dot product, best first, none seen."""
+    scores = title_factors @ user_factor
+    if seen.size:
+        scores[seen] = -np.inf
+    n = min(n, len(scores) - int(np.unique(seen).size))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]
+
+
+def feature_rows(
+    cand: np.ndarray, als_scores: np.ndarray, titles: TitleTable, user: np.ndarray
+) -> np.ndarray:
+    """The ranker's input matrix, columns in ranker.FEATURES order."""
+    rows = np.empty((len(cand), len(FEATURES)), dtype=np.float32)
+    rows[:, 0] = als_scores
+    rows[:, 1] = np.arange(1, len(cand) + 1)
+    width = len(TITLE_FEATURES)
+    rows[:, 2 : 2 + width] = titles.features[cand]
+    rows[:, 2 + width :] = user
+    return rows
+
+
+def diversify(
+    cand: np.ndarray,
+    ranked_scores: np.ndarray,
+    title_factors: np.ndarray,
+    k: int,
+    pool: int = 100,
+    lam: float = 0.8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(titles, scores): MMR over the ranker's best `pool` with the ALS title factors as the
+    similarity space, so a list is not twenty episodes of one taste."""
+    order = np.argsort(-ranked_scores, kind="stable")[:pool]
+    picks = mmr(ranked_scores[order], title_factors[cand[order]], k, lam=lam)
+    chosen = order[picks]
+    return cand[chosen], ranked_scores[chosen]
+
+
+def because_of(
+    picked: np.ndarray, seen: np.ndarray, title_factors: np.ndarray, min_similarity: float = 0.3
+) -> list[int | None]:
+    """For each picked title, the seen title closest to it in factor space (cosine), or None
+    when no seen title is similar enough to explain the pick."""
+    if seen.size == 0 or picked.size == 0:
+        return [None] * len(picked)
+
+    def unit(m: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        return m / np.where(norms == 0, 1.0, norms)
+
+    sims = unit(title_factors[picked]) @ unit(title_factors[seen]).T
+    best = sims.argmax(axis=1)
+    return [int(seen[b]) if sims[i, b] >= min_similarity else None for i, b in enumerate(best)]
