@@ -6,9 +6,11 @@ the partition's date from played sessions (silver_playback_sessions) and importe
 the date's user features to Redis for the serving layer:
 
     feat:v1:user:{user_id}   hash of u_* features (floats as text), TTL 3 days
+    feat:v1:seen:{user_id}   set of the title ids the user interacted with before as_of, TTL 3 days
     feat:v1:meta             hash: as_of (the date the online values describe), users
 
-One HGETALL per request reads a user's features; the version prefix lets a new layout be written
+One pipelined HGETALL + SMEMBERS (one round trip) per request reads a user's features and the
+titles never to recommend again; the version prefix lets a new layout be written
 beside the old one while servers switch over.
 """
 
@@ -117,7 +119,7 @@ def recommendation_features(
 
 @asset(
     group_name=GROUP,
-    deps=["features_user"],
+    deps=["features_user", "features_user_title"],
     partitions_def=event_date_partitions,
     kinds={"redis"},
     op_tags=SPARK_TAGS,
@@ -148,12 +150,33 @@ def online_features(
         users += 1
         if users % 1000 == 0:
             pipe.execute()
+    pipe.execute()
+    # What each user has watched, so the service never recommends it again.
+    seen = (
+        spark.get_session()
+        .read.format("delta")
+        .load(table_uri(object_store, "features_user_title"))
+        .where(F.col("as_of") == as_of)
+        .groupBy("user_id")
+        .agg(F.collect_set("title_id").alias("titles"))
+    )
+    pairs = 0
+    for i, row in enumerate(seen.toLocalIterator(), start=1):
+        key = f"{ONLINE_PREFIX}:seen:{row['user_id']}"
+        pipe.delete(key)
+        pipe.sadd(key, *row["titles"])
+        pipe.expire(key, ONLINE_TTL_S)
+        pairs += len(row["titles"])
+        if i % 1000 == 0:
+            pipe.execute()
     pipe.hset(f"{ONLINE_PREFIX}:meta", mapping={"as_of": as_of.isoformat(), "users": users})
     pipe.execute()
     return MaterializeResult(
         metadata={
             "users": users,
-            "key_layout": f"{ONLINE_PREFIX}:user:{{user_id}}",
+            "watched_pairs": pairs,
+            "key_layout": f"{ONLINE_PREFIX}:user:{{user_id}} (hash), "
+            f"{ONLINE_PREFIX}:seen:{{user_id}} (set of title ids)",
             "ttl_s": ONLINE_TTL_S,
         }
     )

@@ -179,6 +179,78 @@ def import_ratings(file: Path, namespace: str | None) -> None:
 
 
 @main.command()
+@click.option("--date", "partition", default=None, help="Partition (default: the latest data).")
+def train(partition: str | None) -> None:
+    """Materialize features, ALS, NCF, the ranker, the evaluation and the release through
+    Dagster (recorded in the instance), then print the evaluation figures."""
+    from dagster import DagsterInstance
+    from rich.console import Console
+    from rich.table import Table
+
+    from netflix_assets import train as training_run
+
+    console = Console()
+    partition, result = training_run.train(DagsterInstance.get(), partition)
+    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
+    for model, protocol, hr, ndcg, recall in training_run.evaluation_rows(result):
+        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
+    console.print(view)
+    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    if failed or not result.success:
+        console.print(f"[red]failed checks: {failed or '-'}; run success: {result.success}")
+        sys.exit(1)
+    console.print("all checks passed; recommender_release materialized")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--poll-seconds", default=10.0, show_default=True, help="How often to look for a newer release."
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve the release this JSON manifest names instead of the instance's latest.",
+)
+def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> None:
+    """Serve recommendations over HTTP from the latest recommender_release (hot-swapped)."""
+    import uvicorn
+
+    from netflix_assets.serving import bundle
+    from netflix_assets.serving.app import create_app
+    from netflix_assets.serving.auth import API_KEY_ENV, JWT_SECRET_ENV, AuthConfig
+    from netflix_assets.serving.store import ModelStore
+    from resources.object_store import ObjectStoreResource
+    from resources.redis import RedisResource
+
+    auth = AuthConfig.from_env()
+    if not auth.enabled:
+        click.echo(
+            f"error: set {API_KEY_ENV} and/or {JWT_SECRET_ENV}; refusing to serve unauthenticated",
+            err=True,
+        )
+        sys.exit(2)
+    if manifest is not None:
+        source = bundle.manifest_file_source(manifest)
+    else:
+        from dagster import DagsterInstance
+
+        source = bundle.instance_source(DagsterInstance.get())
+    store = ModelStore(source, ObjectStoreResource(), poll_seconds)
+    store.refresh()
+    if store.current is None:
+        click.echo(
+            "warning: no release yet; answering 503 until `netflix-assets train` makes one",
+            err=True,
+        )
+    store.start()
+    app = create_app(store, RedisResource().client(), auth)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@main.command()
 @click.argument("sql")
 def query(sql: str) -> None:
     """Run SQL over the lake's Delta tables with DuckDB (no JVM); tables are named after assets."""

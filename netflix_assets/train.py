@@ -1,0 +1,69 @@
+"""`netflix-assets train`: materialize the recommendation assets for the latest data through
+Dagster, so the runs, figures and checks are recorded in the instance (the UI shows them and the
+serving layer follows recommender_release), then summarize the evaluation."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import DagsterInstance, materialize
+
+from netflix_assets.partitions import event_date_partitions
+
+
+def latest_partition(latest_event: date | None) -> str:
+    """The partition to train: the date of the newest interaction, moved into the partition
+    range (an imported file from 1998 trains on the first partition, where all of it is past)."""
+    keys = event_date_partitions.get_partition_keys()
+    if latest_event is None:
+        return keys[-1]
+    day = latest_event.isoformat()
+    return min(max(day, keys[0]), keys[-1])
+
+
+def newest_interaction(spark, object_store) -> date | None:
+    from pyspark.sql import functions as F
+
+    from assets.recs import load_interactions
+
+    interactions, _ = load_interactions(spark.get_session(), object_store)
+    newest = interactions.agg(F.max("ts")).first()[0]
+    return newest.date() if newest is not None else None
+
+
+def train(instance: DagsterInstance, partition: str | None = None, run_config: dict | None = None):
+    """(partition, ExecuteInProcessResult) of one run over every recommendation asset."""
+    from assets import recs
+    from netflix_assets.definitions import defs
+
+    resources = defs.resources
+    if partition is None:
+        partition = latest_partition(
+            newest_interaction(resources["spark"], resources["object_store"])
+        )
+    result = materialize(
+        recs.ASSETS,
+        partition_key=partition,
+        resources=resources,
+        instance=instance,
+        run_config=run_config or {},
+        raise_on_error=False,
+    )
+    return partition, result
+
+
+def evaluation_rows(result) -> list[tuple[str, str, float, float, float]]:
+    """(model, protocol, HR@10, NDCG@10, Recall@10) rows from the evaluation's metadata."""
+    materialized = result.asset_materializations_for_node("model_evaluation")
+    if not materialized:
+        return []
+    report = materialized[0].metadata["report"].value
+    rows = []
+    for model in ("als", "ncf", "popularity"):
+        for protocol in ("full", "sampled"):
+            m = report[model][protocol]
+            rows.append((model, protocol, m["hr@10"], m["ndcg@10"], m["recall@10"]))
+    for model in ("ranker", "als", "popularity"):
+        m = report["ranker_temporal"][model]
+        rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], m["recall@10"]))
+    return rows

@@ -1,0 +1,213 @@
+"""The recommendation service over real Redis: auth, bad input, cold start, never a watched
+title, metrics, and a model swap under load with no failed request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from netflix_assets.recs import ranker
+from netflix_assets.recs.training import AlsModel
+from netflix_assets.recs.two_stage import TitleTable
+from netflix_assets.serving import bundle
+from netflix_assets.serving.app import create_app
+from netflix_assets.serving.auth import AuthConfig
+from netflix_assets.serving.store import ModelStore
+
+pytestmark = pytest.mark.stack
+
+KEY = "test-key-123"
+SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
+N_USERS, N_TITLES, DIM = 50, 120, 8
+
+
+def _booster(seed: int) -> lgb.Booster:
+    rng = np.random.default_rng(seed)
+    rows = rng.random((400, len(ranker.FEATURES)))
+    frame = pd.DataFrame(rows, columns=list(ranker.FEATURES))
+    frame["label"] = (frame["als_score"] > 0.7).astype(int)
+    frame["group"] = np.repeat(np.arange(40), 10)
+    return ranker.train(frame, rounds=5, seed=seed)
+
+
+def write_release(store, path, version: str, prefix: str, seed: int, broken: bool = False):
+    """A release with planted tastes: user u likes titles t where t % 4 == u % 4."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(4, DIM)).astype(np.float32)
+    users = centers[np.arange(N_USERS) % 4] + 0.05 * rng.normal(size=(N_USERS, DIM))
+    titles = centers[np.arange(N_TITLES) % 4] + 0.05 * rng.normal(size=(N_TITLES, DIM))
+    model = AlsModel(
+        np.array([f"u{i}" for i in range(N_USERS)]),
+        np.array([f"t{i}" for i in range(N_TITLES)]),
+        users.astype(np.float32),
+        titles.astype(np.float32),
+    )
+    feats = pd.DataFrame({"title_id": model.titles, "t_interactions_28d": np.arange(N_TITLES)})
+    for column in ranker.TITLE_FEATURES[1:]:
+        feats[column] = 0.0
+    base = f"models/{version}"
+    store.put_bytes(model.to_bytes(), f"{base}/als.npz")
+    store.put_bytes(_booster(seed).model_to_string().encode(), f"{base}/ranker.txt")
+    store.put_bytes(TitleTable.build(model.titles, feats).to_bytes(), f"{base}/titles.npz")
+    manifest = {
+        "version": version,
+        "as_of": "2026-11-10",
+        "als_key": f"{base}/als.npz",
+        "ranker_key": f"{base}/missing.txt" if broken else f"{base}/ranker.txt",
+        "titles_key": f"{base}/titles.npz",
+        "online_prefix": prefix,
+    }
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def service(tmp_path, object_store, redis_resource):
+    prefix = f"test:{uuid.uuid4().hex[:8]}"
+    manifest = tmp_path / "release.json"
+    client = redis_resource.client()
+    # u1 watched t1, t5, t9 (its own taste) and an unknown title.
+    client.sadd(f"{prefix}:seen:u1", "t1", "t5", "t9", "t-gone")
+    client.hset(f"{prefix}:user:u1", mapping={"u_interactions_28d": "3.0"})
+    client.sadd(f"{prefix}:seen:newbie", "t119")
+    store = ModelStore(bundle.manifest_file_source(manifest), object_store, poll_seconds=0.1)
+    app = create_app(store, client, AuthConfig(api_key=KEY, jwt_secret=SECRET))
+    yield store, app, manifest, prefix
+    store.stop()
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
+def test_no_release_answers_503_then_serves(service, object_store) -> None:
+    store, app, manifest, prefix = service
+    http = TestClient(app)
+    assert http.get("/healthz").status_code == 503
+    response = http.get("/v1/recommendations/u1", headers={"X-API-Key": KEY})
+    assert response.status_code == 503 and "netflix-assets train" in response.json()["detail"]
+    write_release(object_store, manifest, "v1", prefix, seed=1)
+    assert store.refresh()
+    health = http.get("/healthz").json()
+    assert health["status"] == "ok" and health["model_version"] == "v1"
+
+
+def test_auth_and_bad_input(service, object_store) -> None:
+    store, app, manifest, prefix = service
+    write_release(object_store, manifest, "v1", prefix, seed=1)
+    store.refresh()
+    http = TestClient(app)
+    missing = http.get("/v1/recommendations/u1")
+    assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
+    assert http.get("/v1/recommendations/u1", headers={"X-API-Key": "nope"}).status_code == 401
+    now = datetime.now(UTC)
+    token = jwt.encode({"sub": "app", "exp": now + timedelta(minutes=5)}, SECRET, "HS256")
+    bearer = http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status_code == 200
+    expired = jwt.encode({"sub": "app", "exp": now - timedelta(minutes=5)}, SECRET, "HS256")
+    late = http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {expired}"})
+    assert late.status_code == 401 and "expired" in late.json()["detail"]
+    forged = jwt.encode({"sub": "x", "exp": now + timedelta(minutes=5)}, "other" * 8, "HS256")
+    assert (
+        http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {forged}"})
+    ).status_code == 401
+    key = {"X-API-Key": KEY}
+    assert http.get("/v1/recommendations/u1?k=0", headers=key).status_code == 422
+    assert http.get("/v1/recommendations/u1?k=101", headers=key).status_code == 422
+    assert http.get("/v1/recommendations/u1?k=ten", headers=key).status_code == 422
+    bad = http.get("/v1/recommendations/bad%20user%3B", headers=key)
+    assert bad.status_code == 422 and "user_id" in bad.json()["detail"]
+
+
+def test_recommendations_follow_taste_and_skip_watched(service, object_store) -> None:
+    store, app, manifest, prefix = service
+    write_release(object_store, manifest, "v1", prefix, seed=1)
+    store.refresh()
+    http = TestClient(app)
+    body = http.get("/v1/recommendations/u1?k=10", headers={"X-API-Key": KEY}).json()
+    titles = [i["title_id"] for i in body["items"]]
+    assert len(titles) == 10 and len(set(titles)) == 10
+    assert not {"t1", "t5", "t9"} & set(titles)
+    assert body["cold_start"] is False and body["model_version"] == "v1"
+    # The planted taste: most picks share u1's cluster (t % 4 == 1); MMR may mix in a few.
+    assert sum(int(t[1:]) % 4 == 1 for t in titles) >= 7
+    reasons = [i["reason"] for i in body["items"]]
+    assert any(r == {"kind": "because_you_watched", "title_id": r.get("title_id")} for r in reasons)
+    assert all(r.get("title_id") in (None, "t1", "t5", "t9") for r in reasons)
+
+    cold = http.get("/v1/recommendations/newbie?k=5", headers={"X-API-Key": KEY}).json()
+    assert cold["cold_start"] is True
+    # Most popular first (t_interactions_28d = index), without the one newbie watched.
+    assert [i["title_id"] for i in cold["items"]] == ["t118", "t117", "t116", "t115", "t114"]
+    assert all(i["reason"] == {"kind": "popular"} for i in cold["items"])
+    metrics = http.get("/metrics").text
+    assert 'recs_requests_total{outcome="ok"} 1.0' in metrics
+    assert 'recs_requests_total{outcome="cold_start"} 1.0' in metrics
+    assert "recs_request_seconds_bucket" in metrics
+
+
+def test_broken_release_keeps_the_old_model(service, object_store) -> None:
+    store, app, manifest, prefix = service
+    write_release(object_store, manifest, "v1", prefix, seed=1)
+    store.refresh()
+    write_release(object_store, manifest, "v2", prefix, seed=2, broken=True)
+    assert not store.refresh()
+    assert store.current.version == "v1" and store.load_errors == 1
+    assert "missing.txt" in store.last_error
+    health = TestClient(app).get("/healthz").json()
+    assert health["model_version"] == "v1" and "missing.txt" in health["last_load_error"]
+
+
+def test_swap_under_load_fails_no_request(service, object_store, free_tcp_port) -> None:
+    import httpx
+
+    store, app, manifest, prefix = service
+    write_release(object_store, manifest, "v1", prefix, seed=1)
+    store.refresh()
+    store.start()
+    port = free_tcp_port
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}) as c:
+            while not stop.is_set():
+                r = c.get(f"/v1/recommendations/u{np.random.randint(N_USERS)}?k=10")
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions.append(r.json()["model_version"])
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(1.0)
+        write_release(object_store, manifest, "v2", prefix, seed=2)
+        deadline = time.time() + 10
+        while (store.current.version != "v2") and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert len(statuses) > 50
+    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert versions[0] == "v1" and versions[-1] == "v2" and store.swaps == 1
