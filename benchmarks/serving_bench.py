@@ -1,0 +1,237 @@
+"""Serving latency: 100k titles, 1M users, steady open-loop load from a second process, and a
+model swap half-way through.
+
+Builds two synthetic releases (random factors; a ranker trained on synthetic rows with the
+production settings), fills Redis database 15 with online features and watched sets for every
+user, starts `netflix-assets serve --manifest` as a subprocess and sends --rps requests/s for
+--seconds from this process. Latency is measured from each request's scheduled send time, so
+queueing is counted (no coordinated omission). The baseline is the same recommend() call in
+process without HTTP or Redis, measured in this run. Needs Redis (`netflix-assets stack up redis`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import redis
+
+from netflix_assets import settings
+from netflix_assets.recs import ranker
+from netflix_assets.recs.training import AlsModel
+from netflix_assets.recs.two_stage import TitleTable
+from netflix_assets.serving import bundle
+from netflix_assets.serving.recommender import recommend
+from resources.object_store import ObjectStoreResource
+
+KEY = "bench-key"
+PREFIX = "bench:v1"
+DB = 15
+
+
+def write_release(store: ObjectStoreResource, version: str, users: int, titles: int, seed: int):
+    rng = np.random.default_rng(seed)
+    model = AlsModel(
+        np.array([f"u{i}" for i in range(users)]),
+        np.array([f"t{i}" for i in range(titles)]),
+        rng.normal(0, 0.3, (users, 32)).astype(np.float32),
+        rng.normal(0, 0.3, (titles, 32)).astype(np.float32),
+    )
+    feats = pd.DataFrame({"title_id": model.titles})
+    for column in ranker.TITLE_FEATURES:
+        feats[column] = rng.random(titles) * 100
+    rows = pd.DataFrame(rng.random((50_000, len(ranker.FEATURES))), columns=list(ranker.FEATURES))
+    rows["label"] = (rows["als_score"] + 0.3 * rows["t_trend"] > 0.9).astype(int)
+    rows["group"] = np.repeat(np.arange(1000), 50)
+    booster = ranker.train(rows, seed=seed, rounds=100)
+    keys = {
+        "als_key": f"{version}/als.npz",
+        "ranker_key": f"{version}/ranker.txt",
+        "titles_key": f"{version}/titles.npz",
+    }
+    store.put_bytes(model.to_bytes(), keys["als_key"])
+    store.put_bytes(booster.model_to_string().encode(), keys["ranker_key"])
+    store.put_bytes(TitleTable.build(model.titles, feats).to_bytes(), keys["titles_key"])
+    return {"version": version, "as_of": "2026-11-25", "online_prefix": PREFIX, **keys}
+
+
+def fill_redis(client: redis.Redis, users: int, titles: int) -> None:
+    rng = np.random.default_rng(3)
+    pipe = client.pipeline(transaction=False)
+    for u in range(users):
+        pipe.hset(
+            f"{PREFIX}:user:u{u}",
+            mapping={
+                "u_interactions_28d": "12.0",
+                "u_mean_weight": "1.4",
+                "u_days_since_last": "2",
+            },
+        )
+        pipe.sadd(f"{PREFIX}:seen:u{u}", *[f"t{t}" for t in rng.integers(0, titles, 20)])
+        if u % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
+def percentiles(values: list[float]) -> str:
+    a = np.array(values) * 1000
+    return (
+        f"p50 {np.percentile(a, 50):.2f} ms, p90 {np.percentile(a, 90):.2f} ms, "
+        f"p99 {np.percentile(a, 99):.2f} ms, max {a.max():.2f} ms"
+    )
+
+
+async def load(port: int, rps: float, seconds: float, users: int, swap_at: float, on_swap):
+    latencies, statuses, versions, server = [], [], [], []
+    rng = np.random.default_rng(11)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, limits=limits, timeout=10
+    ) as client:
+
+        async def one(scheduled: float, user: int) -> None:
+            try:
+                r = await client.get(f"/v1/recommendations/u{user}?k=20")
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions.append((scheduled, r.json()["model_version"]))
+                    server.append(float(r.headers["server-timing"].split("dur=")[1]) / 1000)
+            except httpx.HTTPError as exc:
+                statuses.append(type(exc).__name__)
+            latencies.append(time.perf_counter() - scheduled)
+
+        start = time.perf_counter()
+        tasks, n, swapped = [], int(rps * seconds), False
+        for i in range(n):
+            scheduled = start + i / rps
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not swapped and scheduled - start >= swap_at:
+                on_swap()
+                swapped = True
+            tasks.append(asyncio.create_task(one(scheduled, int(rng.integers(users)))))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return latencies, statuses, versions, server, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--titles", type=int, default=100_000)
+    parser.add_argument("--rps", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--port", type=int, default=18765)
+    args = parser.parse_args()
+
+    base_url = settings.redis_url().rsplit("/", 1)[0]
+    redis_url = f"{base_url}/{DB}"
+    client = redis.Redis.from_url(redis_url)
+    with tempfile.TemporaryDirectory(dir=settings.state_dir()) as root:
+        store = ObjectStoreResource(root=root)
+        t0 = time.perf_counter()
+        releases = [
+            write_release(store, v, args.users, args.titles, s) for v, s in (("A", 1), ("B", 2))
+        ]
+        print(
+            f"releases built in {time.perf_counter() - t0:.1f} s "
+            f"({args.users:,} users, {args.titles:,} titles)"
+        )
+        client.flushdb()
+        t0 = time.perf_counter()
+        fill_redis(client, args.users, args.titles)
+        print(
+            f"redis db {DB} filled in {time.perf_counter() - t0:.1f} s "
+            f"({client.info('memory')['used_memory_human']})"
+        )
+
+        # Baseline: the same computation in process, no HTTP and no Redis.
+        loaded = bundle.load("A", releases[0], store)
+        rng = np.random.default_rng(5)
+        compute = []
+        for _ in range(2000):
+            u = int(rng.integers(args.users))
+            seen = [f"t{t}" for t in rng.integers(0, args.titles, 20)]
+            started = time.perf_counter()
+            recommend(loaded, f"u{u}", {"u_interactions_28d": "12"}, seen, 20)
+            compute.append(time.perf_counter() - started)
+        print(f"in-process recommend() (baseline): {percentiles(compute)}")
+        del loaded
+
+        manifest = Path(root) / "release.json"
+        manifest.write_text(json.dumps(releases[0]))
+        env = {
+            **os.environ,
+            "NETFLIX_ASSETS_API_KEY": KEY,
+            "NETFLIX_ASSETS_REDIS_URL": redis_url,
+            "NETFLIX_ASSETS_OBJECT_STORE": root,
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "netflix_assets.cli",
+                "serve",
+                "--manifest",
+                str(manifest),
+                "--port",
+                str(args.port),
+                "--poll-seconds",
+                "1",
+            ],
+            env=env,
+        )
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{args.port}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit("server did not become healthy")
+            # Warm-up, not counted.
+            asyncio.run(load(args.port, 50, 3, args.users, 1e9, lambda: None))
+
+            def swap() -> None:
+                manifest.write_text(json.dumps(releases[1]))
+
+            latencies, statuses, versions, server_side, elapsed = asyncio.run(
+                load(args.port, args.rps, args.seconds, args.users, args.seconds / 2, swap)
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        client.flushdb()
+
+    errors = [s for s in statuses if s != 200]
+    switch = next((t for t, v in sorted(versions) if v == "B"), None)
+    print(
+        f"HTTP at {len(statuses) / elapsed:.0f} req/s "
+        f"(offered {args.rps:.0f}) for {args.seconds:.0f} s: "
+        f"{percentiles(latencies)}; errors {len(errors)} {sorted(set(map(str, errors)))}"
+    )
+    print(f"server-side handler time (Server-Timing): {percentiles(server_side)}")
+    print(
+        f"model swap A->B half-way: {'observed' if switch else 'NOT observed'}; "
+        f"last version served {sorted(versions)[-1][1] if versions else '-'}"
+    )
+    http_p50 = np.percentile(latencies, 50)
+    print(f"ratio HTTP p50 / in-process p50: {http_p50 / np.percentile(compute, 50):.2f}")
+
+
+if __name__ == "__main__":
+    main()
