@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 
 from netflix_assets.partitions import event_date_partitions
 from netflix_assets.recs import ncf, training, two_stage
+from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.ncf import NcfConfig
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
@@ -331,9 +332,7 @@ def ranker_model(
         raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc
     seconds = time.perf_counter() - started
     # Serving ranks with title features as of the partition's date, aligned to its ALS model.
-    served_als = training.AlsModel.from_bytes(
-        object_store.get_bytes(_model_key("als", as_of, "als.npz"))
-    )
+    served_als = AlsModel.from_bytes(object_store.get_bytes(_model_key("als", as_of, "als.npz")))
     today = (
         session.read.format("delta")
         .load(table_uri(object_store, "features_title"))

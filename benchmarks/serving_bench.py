@@ -28,7 +28,7 @@ import redis
 
 from netflix_assets import settings
 from netflix_assets.recs import ranker
-from netflix_assets.recs.training import AlsModel
+from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
 from netflix_assets.serving import bundle
 from netflix_assets.serving.recommender import recommend
@@ -92,7 +92,7 @@ def percentiles(values: list[float]) -> str:
 
 
 async def load(port: int, rps: float, seconds: float, users: int, swap_at: float, on_swap):
-    latencies, statuses, versions, server = [], [], [], []
+    latencies, statuses, versions, server, sent = [], [], [], [], []
     rng = np.random.default_rng(11)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
@@ -109,6 +109,7 @@ async def load(port: int, rps: float, seconds: float, users: int, swap_at: float
             except httpx.HTTPError as exc:
                 statuses.append(type(exc).__name__)
             latencies.append(time.perf_counter() - scheduled)
+            sent.append(scheduled)
 
         start = time.perf_counter()
         tasks, n, swapped = [], int(rps * seconds), False
@@ -123,7 +124,7 @@ async def load(port: int, rps: float, seconds: float, users: int, swap_at: float
             tasks.append(asyncio.create_task(one(scheduled, int(rng.integers(users)))))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    return latencies, statuses, versions, server, elapsed
+    return latencies, statuses, versions, server, sent, elapsed
 
 
 def main() -> None:
@@ -151,6 +152,11 @@ def main() -> None:
         client.flushdb()
         t0 = time.perf_counter()
         fill_redis(client, args.users, args.titles)
+        # The fill triggers Redis's periodic snapshot (a forked child writing ~1 GB for seconds
+        # on these 2 cores); take it now so the load phase measures serving, not our setup.
+        while client.info("persistence")["rdb_bgsave_in_progress"]:
+            time.sleep(0.5)
+        client.save()
         print(
             f"redis db {DB} filled in {time.perf_counter() - t0:.1f} s "
             f"({client.info('memory')['used_memory_human']})"
@@ -209,7 +215,7 @@ def main() -> None:
             def swap() -> None:
                 manifest.write_text(json.dumps(releases[1]))
 
-            latencies, statuses, versions, server_side, elapsed = asyncio.run(
+            latencies, statuses, versions, server_side, sent, elapsed = asyncio.run(
                 load(args.port, args.rps, args.seconds, args.users, args.seconds / 2, swap)
             )
         finally:
@@ -225,6 +231,11 @@ def main() -> None:
         f"{percentiles(latencies)}; errors {len(errors)} {sorted(set(map(str, errors)))}"
     )
     print(f"server-side handler time (Server-Timing): {percentiles(server_side)}")
+    if switch is not None:
+        near = [
+            lat for t, lat in zip(sent, latencies, strict=True) if switch - 1 <= t <= switch + 5
+        ]
+        print(f"requests sent from 1 s before to 5 s after the swap: {percentiles(near)}")
     print(
         f"model swap A->B half-way: {'observed' if switch else 'NOT observed'}; "
         f"last version served {sorted(versions)[-1][1] if versions else '-'}"

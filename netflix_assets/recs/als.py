@@ -8,8 +8,38 @@ to the user's own titles, so one sweep costs O(interactions * f^2 + users * f^3)
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.sparse import csr_matrix
+
+
+@dataclass(frozen=True)
+class AlsModel:
+    users: np.ndarray
+    titles: np.ndarray
+    user_factors: np.ndarray
+    title_factors: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        """One .npz file: ids and factors together, so they can never drift apart. Uncompressed:
+        random-looking floats barely compress, and a loader that inflates 128 MB in one call
+        holds the GIL long enough to stall a serving process mid-swap."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            users=self.users,
+            titles=self.titles,
+            user_factors=self.user_factors,
+            title_factors=self.title_factors,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AlsModel:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(z["users"], z["titles"], z["user_factors"], z["title_factors"])
 
 
 def confidence_matrix(

@@ -7,7 +7,6 @@ held-out interaction under both protocols of evaluation.py, next to the populari
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from netflix_assets.recs import als, ncf, ranker, two_stage
+from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.evaluation import (
     evaluate,
     leave_latest_out,
@@ -26,31 +26,6 @@ from netflix_assets.recs.ncf import NcfConfig
 
 SEEDS = (0, 1, 2)
 DEFAULT_NCF = NcfConfig()
-
-
-@dataclass(frozen=True)
-class AlsModel:
-    users: np.ndarray
-    titles: np.ndarray
-    user_factors: np.ndarray
-    title_factors: np.ndarray
-
-    def to_bytes(self) -> bytes:
-        """One .npz file: ids and factors together, so they can never drift apart."""
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            users=self.users,
-            titles=self.titles,
-            user_factors=self.user_factors,
-            title_factors=self.title_factors,
-        )
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> AlsModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(z["users"], z["titles"], z["user_factors"], z["title_factors"])
 
 
 def _matrix(frame: pd.DataFrame, users: list[str], titles: list[str]):

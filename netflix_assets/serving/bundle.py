@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
-from netflix_assets.recs.training import AlsModel
+from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
 from resources.object_store import ObjectStoreResource
 
@@ -23,6 +23,24 @@ Manifest = dict[str, str]
 
 Source = Callable[[], tuple[str, Manifest] | None]
 """Returns (version, manifest) of the newest release, or None while there is none."""
+
+
+def _positions(sorted_ids: np.ndarray, keys: list[str]) -> np.ndarray:
+    if not keys:
+        return np.empty(0, dtype=np.int64)
+    wanted = np.asarray(keys, dtype=sorted_ids.dtype) if sorted_ids.size else np.asarray(keys)
+    at = np.searchsorted(sorted_ids, wanted)
+    at = np.minimum(at, max(len(sorted_ids) - 1, 0))
+    hit = sorted_ids[at] == np.asarray(keys) if sorted_ids.size else np.zeros(len(keys), bool)
+    return np.unique(at[hit]).astype(np.int64)
+
+
+def _sorted(ids: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ids in ascending order with the rows that belong to them (fit_als already sorts)."""
+    if ids.size < 2 or bool(np.all(ids[:-1] < ids[1:])):
+        return (ids, *rows)
+    order = np.argsort(ids, kind="stable")
+    return (ids[order], *(r[order] for r in rows))
 
 
 @dataclass(frozen=True)
@@ -36,8 +54,16 @@ class Bundle:
     title_factors: np.ndarray
     titles: TitleTable
     booster: lgb.Booster
-    user_index: dict[str, int] = field(repr=False)
-    title_index: dict[str, int] = field(repr=False)
+
+    def user(self, user_id: str) -> int | None:
+        """The user's row, by binary search over the sorted ids (no 1M-entry dict to build
+        while a swap loads, which would hold the GIL and stall requests)."""
+        found = _positions(self.user_ids, [user_id])
+        return int(found[0]) if found.size else None
+
+    def title_positions(self, title_ids: list[str]) -> np.ndarray:
+        """Rows of the given titles that the model knows (unknown ones are skipped)."""
+        return _positions(self.title_ids, title_ids)
 
     @classmethod
     def build(
@@ -48,20 +74,24 @@ class Bundle:
                 f"release {version}: the title table has {titles.features.shape[0]} rows but the "
                 f"ALS model has {len(als.titles)} titles; they come from different dates"
             )
-        users = als.users.astype(str)
-        title_ids = als.titles.astype(str)
+        users, user_factors = _sorted(als.users.astype(str), als.user_factors)
+        title_ids, title_factors, features = _sorted(
+            als.titles.astype(str), als.title_factors, titles.features
+        )
+        if title_ids is not als.titles and not np.array_equal(title_ids, als.titles.astype(str)):
+            # Titles were reordered: the cold-start order must follow them.
+            rank = np.argsort(np.argsort(als.titles.astype(str), kind="stable"), kind="stable")
+            titles = TitleTable(features, rank[titles.popular])
         return cls(
             version=version,
             as_of=manifest.get("as_of", ""),
             online_prefix=manifest.get("online_prefix", "feat:v1"),
             user_ids=users,
             title_ids=title_ids,
-            user_factors=np.ascontiguousarray(als.user_factors, dtype=np.float32),
-            title_factors=np.ascontiguousarray(als.title_factors, dtype=np.float32),
+            user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
+            title_factors=np.ascontiguousarray(title_factors, dtype=np.float32),
             titles=titles,
             booster=booster,
-            user_index={u: i for i, u in enumerate(users.tolist())},
-            title_index={t: i for i, t in enumerate(title_ids.tolist())},
         )
 
 

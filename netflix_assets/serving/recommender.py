@@ -30,9 +30,7 @@ class Result:
 
 
 def seen_indices(bundle: Bundle, seen: Iterable[str]) -> np.ndarray:
-    index = bundle.title_index
-    found = [index[t] for t in seen if t in index]
-    return np.array(sorted(set(found)), dtype=np.int64)
+    return bundle.title_positions(list(seen))
 
 
 def cold_start(bundle: Bundle, seen: np.ndarray, k: int) -> Result:
@@ -57,7 +55,7 @@ def recommend(
     n_candidates: int = two_stage.N_CANDIDATES,
 ) -> Result:
     seen_idx = seen_indices(bundle, seen)
-    user = bundle.user_index.get(user_id)
+    user = bundle.user(user_id)
     if user is None:
         return cold_start(bundle, seen_idx, k)
     cand, als_scores = two_stage.candidates(

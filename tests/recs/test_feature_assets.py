@@ -96,8 +96,8 @@ def test_models_and_evaluation_from_imported_ratings(
     import numpy as np
 
     from netflix_assets.recs import ncf
+    from netflix_assets.recs.als import AlsModel
     from netflix_assets.recs.imports import import_ratings
-    from netflix_assets.recs.training import AlsModel
 
     rng = np.random.default_rng(5)
     lines = []
@@ -141,6 +141,10 @@ def test_models_and_evaluation_from_imported_ratings(
     assert str(model.users[0]).startswith("ml:")
     neural, users, titles = ncf.from_bytes(object_store.get_bytes(f"models/ncf/{day}/ncf.pt"))
     assert len(users) == 160 and len(titles) == 80
+    # The reloaded network still knows the planted tastes: user 0 prefers titles t % 4 == 0.
+    scores = ncf.scorer(neural)(users.index("ml:0"), np.arange(len(titles)))
+    own = np.array([int(t.split(":")[1]) % 4 == 0 for t in titles])
+    assert scores[own].mean() > scores[~own].mean()
     release = result.asset_materializations_for_node("recommender_release")[0].metadata
     assert release["ranker_key"].value == f"models/ranker/{day}/ranker.txt"
     assert object_store.exists(release["titles_key"].value)

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from netflix_assets.recs import ranker
-from netflix_assets.recs.training import AlsModel
+from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
 from netflix_assets.serving import bundle
 from netflix_assets.serving.app import create_app
