@@ -38,7 +38,7 @@ CORE = [
     "httpx>=0.27",  # FastAPI's test client and the serving benchmark's load generator
 ]
 
-DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5"]
+DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5", "aiohttp>=3.10"]
 
 setup(
     name="netflix-assets",
