@@ -132,7 +132,69 @@ def video_step(console: Console, instance: DagsterInstance) -> None:
             console.print(f"{title_id}: rejected and quarantined: {reason}")
 
 
-STEPS: list[Callable[[Console, DagsterInstance], None]] = [platform_step, video_step, lake_step]
+def recommendations_step(console: Console, instance: DagsterInstance) -> None:
+    """A ratings file with planted tastes imported like MovieLens, `netflix-assets train` on it
+    and the lake's sessions (features, ALS, NCF, ranker, evaluation, release, all recorded in
+    the instance), then the service answering for a known viewer and for a new one."""
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+    from rich.table import Table
+
+    from netflix_assets import train as training_run
+    from netflix_assets.recs import synthetic
+    from netflix_assets.recs.imports import import_ratings
+    from netflix_assets.serving import bundle
+    from netflix_assets.serving.app import create_app
+    from netflix_assets.serving.auth import AuthConfig
+    from netflix_assets.serving.store import ModelStore
+    from resources.object_store import ObjectStoreResource
+    from resources.redis import RedisResource
+
+    objects = ObjectStoreResource()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = synthetic.write_dat(synthetic.ratings(end=yesterday), Path(tmp) / "ratings.dat")
+        summary = import_ratings(path, objects, namespace="demo")
+    console.print(
+        f"imported {summary['rows']:,} ratings ({summary['users']} users, "
+        f"{summary['titles']} titles) as namespace demo"
+    )
+    partition, result = training_run.train(instance)
+    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
+    for model, protocol, hr, ndcg, recall in training_run.evaluation_rows(result):
+        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
+    console.print(view)
+    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    if failed or not result.success:
+        raise RuntimeError(f"training did not release a model: failed checks {failed}")
+
+    store = ModelStore(bundle.instance_source(instance), objects)
+    store.refresh()
+    key = "demo-key"
+    http = TestClient(create_app(store, RedisResource().client(), AuthConfig(api_key=key)))
+    for user in ("demo:1", "someone-new"):
+        response = http.get(f"/v1/recommendations/{user}?k=5", headers={"X-API-Key": key})
+        response.raise_for_status()
+        body = response.json()
+        kind = "cold start" if body["cold_start"] else "personal"
+        console.print(
+            f"GET /v1/recommendations/{user}?k=5 -> {kind}, model {body['model_version']}"
+        )
+        for item in body["items"]:
+            reason = item["reason"]
+            why = reason["kind"] + (f" {reason['title_id']}" if "title_id" in reason else "")
+            console.print(f"  {item['title_id']:>12s}  score {item['score']:8.4f}  ({why})")
+
+
+STEPS: list[Callable[[Console, DagsterInstance], None]] = [
+    platform_step,
+    video_step,
+    lake_step,
+    recommendations_step,
+]
 
 
 def run() -> None:
