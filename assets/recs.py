@@ -189,6 +189,9 @@ class ModelConfig(Config):
     ncf_epochs: int = 10
     ranker_rounds: int = 100
     candidates: int = Field(default=500, description="ALS candidates the ranker reorders.")
+    ranker_users: int = Field(
+        default=5000, description="Labelled users whose candidates train the ranker (sampled)."
+    )
     label_share: float = Field(
         default=0.2, description="Share of the latest interactions the ranker learns to predict."
     )
@@ -327,6 +330,7 @@ def ranker_model(
             config.iterations,
             config.candidates,
             config.ranker_rounds,
+            max_users=config.ranker_users,
         )
     except ValueError as exc:
         raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc

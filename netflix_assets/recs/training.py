@@ -173,6 +173,7 @@ def train_ranker(
     n_candidates: int = two_stage.N_CANDIDATES,
     rounds: int = 100,
     seeds=SEEDS,
+    max_users: int | None = 5000,
 ) -> RankerResult:
     """LightGBM lambdarank on ALS candidates, evaluated on a temporal hold-out.
 
@@ -182,6 +183,7 @@ def train_ranker(
     with such labels are split in halves per seed: one half trains the ranker, the other is
     scored by the ranker, by the ALS order and by popularity (list_metrics, mean and spread over
     seeds). The served booster is then refit on all labelled users with the first seed.
+    Beyond `max_users` labelled users, a seeded sample of them is used.
     """
     ts = pd.to_datetime(frame["ts"])
     cut = pd.Timestamp(datetime(cutoff.year, cutoff.month, cutoff.day))
@@ -197,6 +199,10 @@ def train_ranker(
     later = _by_user(after, uidx, tidx)
     relevant = {u: set(ts_.tolist()) - set(seen.get(u, [])) for u, ts_ in later.items()}
     relevant = {u: r for u, r in relevant.items() if r}
+    if max_users is not None and len(relevant) > max_users:
+        # Rows are users x candidates (500 each): a seeded sample bounds memory and time.
+        keep = np.random.default_rng(seeds[0]).choice(sorted(relevant), max_users, replace=False)
+        relevant = {int(u): relevant[int(u)] for u in keep}
     if len(relevant) < 4:
         raise ValueError(
             f"only {len(relevant)} users interacted with a new, known title after {cutoff}; "
