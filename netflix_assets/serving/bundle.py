@@ -26,21 +26,19 @@ Source = Callable[[], tuple[str, Manifest] | None]
 
 
 def _positions(sorted_ids: np.ndarray, keys: list[str]) -> np.ndarray:
-    if not keys:
+    """Rows of `keys` in `sorted_ids` (binary search), unknown keys left out."""
+    if not keys or not sorted_ids.size:
         return np.empty(0, dtype=np.int64)
-    wanted = np.asarray(keys, dtype=sorted_ids.dtype) if sorted_ids.size else np.asarray(keys)
-    at = np.searchsorted(sorted_ids, wanted)
-    at = np.minimum(at, max(len(sorted_ids) - 1, 0))
-    hit = sorted_ids[at] == np.asarray(keys) if sorted_ids.size else np.zeros(len(keys), bool)
-    return np.unique(at[hit]).astype(np.int64)
+    wanted = np.asarray(keys)
+    at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+    return np.unique(at[sorted_ids[at] == wanted]).astype(np.int64)
 
 
-def _sorted(ids: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    """ids in ascending order with the rows that belong to them (fit_als already sorts)."""
+def _sort_order(ids: np.ndarray) -> np.ndarray | None:
+    """The permutation that sorts `ids`, or None when they are sorted already (fit_als sorts)."""
     if ids.size < 2 or bool(np.all(ids[:-1] < ids[1:])):
-        return (ids, *rows)
-    order = np.argsort(ids, kind="stable")
-    return (ids[order], *(r[order] for r in rows))
+        return None
+    return np.argsort(ids, kind="stable")
 
 
 @dataclass(frozen=True)
@@ -74,14 +72,17 @@ class Bundle:
                 f"release {version}: the title table has {titles.features.shape[0]} rows but the "
                 f"ALS model has {len(als.titles)} titles; they come from different dates"
             )
-        users, user_factors = _sorted(als.users.astype(str), als.user_factors)
-        title_ids, title_factors, features = _sorted(
-            als.titles.astype(str), als.title_factors, titles.features
-        )
-        if title_ids is not als.titles and not np.array_equal(title_ids, als.titles.astype(str)):
-            # Titles were reordered: the cold-start order must follow them.
-            rank = np.argsort(np.argsort(als.titles.astype(str), kind="stable"), kind="stable")
-            titles = TitleTable(features, rank[titles.popular])
+        users, user_factors = als.users.astype(str), als.user_factors
+        order = _sort_order(users)
+        if order is not None:
+            users, user_factors = users[order], user_factors[order]
+        title_ids, title_factors = als.titles.astype(str), als.title_factors
+        order = _sort_order(title_ids)
+        if order is not None:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            title_ids, title_factors = title_ids[order], title_factors[order]
+            titles = TitleTable(titles.features[order], inverse[titles.popular])
         return cls(
             version=version,
             as_of=manifest.get("as_of", ""),
