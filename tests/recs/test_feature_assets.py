@@ -148,3 +148,24 @@ def test_models_and_evaluation_from_imported_ratings(
     release = result.asset_materializations_for_node("recommender_release")[0].metadata
     assert release["ranker_key"].value == f"models/ranker/{day}/ranker.txt"
     assert object_store.exists(release["titles_key"].value)
+
+    # The next date with an impossible tolerance: the regression check compares each model with
+    # this date's figures and fails (it warns; only the beats-popularity checks block).
+    next_day = "2026-11-11"
+    strict = {"factors": 8, "iterations": 6, "ranker_rounds": 30, "regression_tolerance": -1.0}
+    again = materialize(
+        [recs.als_model, recs.ncf_model, recs.ranker_model, recs.model_evaluation],
+        partition_key=next_day,
+        instance=instance,
+        resources={"spark": spark_resource, "object_store": object_store},
+        run_config={"ops": {n: {"config": strict} for n in model_ops}},
+    )
+    regression = {c.check_name: c for c in again.get_asset_check_evaluations()}[
+        "no_regression_vs_previous_date"
+    ]
+    assert not regression.passed
+    assert set(regression.metadata["regressed"].value) == {
+        "als_hr@10_sampled",
+        "ncf_hr@10_sampled",
+        "temporal_ranker_ndcg@10",
+    }
