@@ -208,7 +208,7 @@ def main() -> int:
         f"--group-id=bench-sink-{run}",
     ]
     if args.preload:
-        return drain(args, bootstrap, topics["events"], group, job_cmd, work)
+        return drain(args, bootstrap, topics["events"], group, [job_cmd, sink_cmd], work)
     log = (work / "job.log").open("w")
     job = subprocess.Popen(job_cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     sink = subprocess.Popen(sink_cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -278,9 +278,12 @@ def main() -> int:
     return 0
 
 
-def drain(args, bootstrap: str, topic: str, group: str, job_cmd: list[str], work: Path) -> int:
-    """Produce the backlog, then start the job and time it to lag 0 (offsets are committed on
-    each checkpoint, so the end is known to within one checkpoint interval)."""
+def drain(args, bootstrap: str, topic: str, group: str, cmds: list[list[str]], work: Path) -> int:
+    """Produce the backlog, then start the job (and the Redis sink) and time the job to lag 0
+    (offsets are committed on each checkpoint, so the end is known to within one checkpoint
+    interval). Also prints the steady rate between 25% and 90% of the backlog, which leaves out
+    the JVM's warm-up at the start and the last partitions finishing alone at the end."""
+    job_cmd, sink_cmd = cmds
     counter = mp.Value("q", 0)
     producer = mp.Process(target=produce, args=(bootstrap, topic, args.rate, args.seconds, counter))
     producer.start()
@@ -291,6 +294,8 @@ def drain(args, bootstrap: str, topic: str, group: str, job_cmd: list[str], work
     cmd = [c for c in job_cmd if not c.startswith("--checkpoint-interval-ms")]
     cmd.append("--checkpoint-interval-ms=1000")
     job = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    sink = subprocess.Popen(sink_cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    progress: list[tuple[float, int]] = []
     try:
         deadline = time.time() + 120
         while "running job" not in (work / "job.log").read_text():
@@ -302,6 +307,7 @@ def drain(args, bootstrap: str, topic: str, group: str, job_cmd: list[str], work
             time.sleep(1)
             done = committed_total(bootstrap, topic, group, 4)
             elapsed = time.time() - t0
+            progress.append((elapsed, done))
             if done >= produced:
                 break
             if elapsed > 600:
@@ -309,9 +315,17 @@ def drain(args, bootstrap: str, topic: str, group: str, job_cmd: list[str], work
             if int(elapsed) % 10 == 0:
                 print(f"t={elapsed:5.0f}s consumed={done:>10,} rate so far {done / elapsed:,.0f}/s")
     finally:
-        job.terminate()
-        job.wait(30)
+        for proc in (job, sink):
+            proc.terminate()
+            proc.wait(30)
     print(f"machine: {mp.cpu_count()} cores; job parallelism {args.parallelism}")
+    first = next(p for p in progress if p[1] >= 0.25 * produced)
+    last = next(p for p in progress if p[1] >= 0.9 * produced)
+    if last[0] > first[0]:
+        print(
+            f"steady rate from 25% to 90% of the backlog: "
+            f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f} events/s"
+        )
     print(
         f"drained {produced:,} events in {elapsed:.1f} s from the job running: "
         f"{produced / elapsed:,.0f} events/s (checkpoint every 1 s)"
