@@ -127,9 +127,13 @@ def simulate(
         span_minutes=span_minutes,
         max_watch_minutes=max_watch_minutes,
     )
-    report = produce_simulated(
-        KafkaResource(), config, rate=rate, topic=topic or topics.VIEWING_EVENTS
-    )
+    try:
+        report = produce_simulated(
+            KafkaResource(), config, rate=rate, topic=topic or topics.VIEWING_EVENTS
+        )
+    except RuntimeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     click.echo(
         f"produced {report.produced} events to {report.topic} in {report.seconds:.1f}s "
         f"({report.rate:,.0f}/s); {dict(report.kinds)}"
@@ -280,12 +284,40 @@ def _run_module(python: Path, module: str, args: tuple[str, ...]) -> None:
     sys.exit(subprocess.call([str(python), "-m", module, *args], cwd=REPO_ROOT))
 
 
+def _prepare_stream_topics(args: tuple[str, ...]) -> None:
+    from resources.kafka import KafkaResource
+    from streaming.qoe_job import parser
+
+    options, _ = parser().parse_known_args(list(args))
+    kafka = KafkaResource(bootstrap_servers=options.bootstrap_servers)
+    try:
+        existing = set(kafka.admin().list_topics(timeout=kafka.request_timeout_s).topics)
+    except Exception as exc:  # confluent-kafka raises KafkaException with the broker's reason
+        click.echo(f"error: Kafka at {options.bootstrap_servers} is unreachable: {exc}", err=True)
+        sys.exit(1)
+    if options.events_topic not in existing:
+        click.echo(
+            f"error: the events topic {options.events_topic!r} does not exist; produce to it "
+            f"first (netflix-assets simulate --topic {options.events_topic})",
+            err=True,
+        )
+        sys.exit(2)
+    created = kafka.ensure_topics([options.aggregates_topic, options.alerts_topic])
+    if created:
+        click.echo(f"created output topics: {', '.join(created)}")
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def stream(args: tuple[str, ...]) -> None:
     """Run the PyFlink QoE job on Flink's local mini-cluster (its own env, .venv-flink).
 
-    Every option passes through to streaming.qoe_job (`netflix-assets stream --help`)."""
+    Every option passes through to streaming.qoe_job (`netflix-assets stream --help`). The
+    broker does not create topics on first use, so the job's output topics are created here
+    first (a sink writing to a missing topic would otherwise wait without saying why), and a
+    missing events topic stops the command with the cause."""
+    if not {"-h", "--help", "--print-sql"} & set(args):
+        _prepare_stream_topics(args)
     _run_module(REPO_ROOT / ".venv-flink" / "bin" / "python", "streaming.qoe_job", args)
 
 

@@ -29,16 +29,33 @@ def produce_simulated(
     rate: float | None = None,
     topic: str = topics.VIEWING_EVENTS,
 ) -> ProduceReport:
-    """Produce every message of a simulation; `rate` (events/s) paces it for live demos."""
+    """Produce every message of a simulation; `rate` (events/s) paces it for live demos.
+
+    The topic is created first when missing (the broker does not auto-create topics, and
+    librdkafka would otherwise fail every message after 30 s). Every delivery report is checked:
+    a failed delivery raises with the broker's reason instead of counting as produced."""
+    kafka.ensure_topics([topic], partitions=topics.PARTITIONS[topics.VIEWING_EVENTS])
     producer = kafka.producer(
         **{"linger.ms": 50, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000}
     )
     report = ProduceReport(topic)
+    failures: Counter = Counter()
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            failures[str(err)] += 1
+
     started = time.perf_counter()
     for message in Simulator(config).messages():
         while True:
             try:
-                producer.produce(topic, message.value, message.key, timestamp=message.timestamp_ms)
+                producer.produce(
+                    topic,
+                    message.value,
+                    message.key,
+                    timestamp=message.timestamp_ms,
+                    on_delivery=delivered,
+                )
                 break
             except BufferError:
                 producer.poll(0.05)  # local queue full: let the broker catch up
@@ -53,5 +70,11 @@ def produce_simulated(
     remaining = producer.flush(60)
     if remaining:
         raise RuntimeError(f"{remaining} events were not acknowledged by {kafka.bootstrap_servers}")
+    if failures:
+        reason, count = failures.most_common(1)[0]
+        raise RuntimeError(
+            f"{sum(failures.values())} of {report.produced} events were not delivered to "
+            f"{topic!r} ({count}x {reason})"
+        )
     report.seconds = time.perf_counter() - started
     return report
