@@ -33,7 +33,12 @@ def produce_simulated(
 
     The topic is created first when missing (the broker does not auto-create topics, and
     librdkafka would otherwise fail every message after 30 s). Every delivery report is checked:
-    a failed delivery raises with the broker's reason instead of counting as produced."""
+    a failed delivery raises with the broker's reason instead of counting as produced.
+
+    Record timestamps are the event times, so a simulated past day lands on its own date in
+    bronze, but never later than now: Kafka 4 rejects records stamped more than an hour ahead
+    of the broker (log.message.timestamp.after.max.ms), and a simulated "today" runs to
+    midnight. The event time in the payload is unchanged; silver judges it."""
     kafka.ensure_topics([topic], partitions=topics.PARTITIONS[topics.VIEWING_EVENTS])
     producer = kafka.producer(
         **{"linger.ms": 50, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000}
@@ -46,6 +51,7 @@ def produce_simulated(
             failures[str(err)] += 1
 
     started = time.perf_counter()
+    ceiling = int(time.time() * 1000)
     for message in Simulator(config).messages():
         while True:
             try:
@@ -53,7 +59,7 @@ def produce_simulated(
                     topic,
                     message.value,
                     message.key,
-                    timestamp=message.timestamp_ms,
+                    timestamp=min(message.timestamp_ms, ceiling),
                     on_delivery=delivered,
                 )
                 break
@@ -63,6 +69,7 @@ def produce_simulated(
         report.kinds[message.kind] += 1
         if report.produced % 10_000 == 0:
             producer.poll(0)
+            ceiling = int(time.time() * 1000)
             if rate:
                 ahead = report.produced / rate - (time.perf_counter() - started)
                 if ahead > 0:
