@@ -189,17 +189,13 @@ def train(partition: str | None) -> None:
     Dagster (recorded in the instance), then print the evaluation figures."""
     from dagster import DagsterInstance
     from rich.console import Console
-    from rich.table import Table
 
     from netflix_assets import train as training_run
 
     console = Console()
     partition, result = training_run.train(DagsterInstance.get(), partition)
-    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
-    for model, protocol, hr, ndcg, recall in training_run.evaluation_rows(result):
-        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
-    console.print(view)
-    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    console.print(training_run.evaluation_table(partition, result))
+    failed = training_run.failed_checks(result)
     if failed or not result.success:
         console.print(f"[red]failed checks: {failed or '-'}; run success: {result.success}")
         sys.exit(1)

@@ -141,7 +141,6 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
     from pathlib import Path
 
     from fastapi.testclient import TestClient
-    from rich.table import Table
 
     from netflix_assets import train as training_run
     from netflix_assets.recs import synthetic
@@ -163,11 +162,8 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
         f"{summary['titles']} titles) as namespace demo"
     )
     partition, result = training_run.train(instance)
-    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
-    for model, protocol, hr, ndcg, recall in training_run.evaluation_rows(result):
-        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
-    console.print(view)
-    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    console.print(training_run.evaluation_table(partition, result))
+    failed = training_run.failed_checks(result)
     if failed or not result.success:
         raise RuntimeError(f"training did not release a model: failed checks {failed}")
 

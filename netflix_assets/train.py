@@ -67,3 +67,17 @@ def evaluation_rows(result) -> list[tuple[str, str, float, float, float]]:
         m = report["ranker_temporal"][model]
         rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], m["recall@10"]))
     return rows
+
+
+def evaluation_table(partition: str, result):
+    """The evaluation as a rich table, for the CLI and the demo."""
+    from rich.table import Table
+
+    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
+    for model, protocol, hr, ndcg, recall in evaluation_rows(result):
+        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
+    return view
+
+
+def failed_checks(result) -> list[str]:
+    return [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
