@@ -218,6 +218,22 @@ def _model_key(kind: str, as_of: date, name: str) -> str:
     return f"models/{kind}/{as_of.isoformat()}/{name}"
 
 
+def _model_result(
+    uri: str, users: int, titles: int, interactions: int, seconds: float, **extra: int
+) -> MaterializeResult:
+    """The metadata every model asset shows: where its file is, what it saw, how long it took."""
+    return MaterializeResult(
+        metadata={
+            "model_uri": MetadataValue.path(uri),
+            "users": users,
+            "titles": titles,
+            "interactions": interactions,
+            **extra,
+            "train_seconds": round(seconds, 2),
+        }
+    )
+
+
 @asset(
     group_name=GROUP,
     deps=["silver_playback_sessions"],
@@ -238,15 +254,8 @@ def als_model(
     model = training.fit_als(frame, config.factors, config.iterations)
     seconds = time.perf_counter() - started
     uri = object_store.put_bytes(model.to_bytes(), _model_key("als", as_of, "als.npz"))
-    return MaterializeResult(
-        metadata={
-            "model_uri": MetadataValue.path(uri),
-            "users": len(model.users),
-            "titles": len(model.titles),
-            "interactions": len(frame),
-            "factors": config.factors,
-            "train_seconds": round(seconds, 2),
-        }
+    return _model_result(
+        uri, len(model.users), len(model.titles), len(frame), seconds, factors=config.factors
     )
 
 
@@ -272,16 +281,14 @@ def ncf_model(
     seconds = time.perf_counter() - started
     data = ncf.to_bytes(model, users, titles, ncf_config)
     uri = object_store.put_bytes(data, _model_key("ncf", as_of, "ncf.pt"))
-    return MaterializeResult(
-        metadata={
-            "model_uri": MetadataValue.path(uri),
-            "users": len(users),
-            "titles": len(titles),
-            "interactions": len(frame),
-            "epochs": config.ncf_epochs,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "train_seconds": round(seconds, 2),
-        }
+    return _model_result(
+        uri,
+        len(users),
+        len(titles),
+        len(frame),
+        seconds,
+        epochs=config.ncf_epochs,
+        parameters=sum(p.numel() for p in model.parameters()),
     )
 
 
