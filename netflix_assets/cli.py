@@ -263,9 +263,14 @@ def query(sql: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from netflix_assets.lake_query import LakeQueryError
     from netflix_assets.lake_query import query as run_query
 
-    result = run_query(sql)
+    try:
+        result = run_query(sql)
+    except LakeQueryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     view = Table(*result.column_names)
     for row in result.to_pylist():
         view.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))

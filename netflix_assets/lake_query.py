@@ -14,12 +14,31 @@ from resources.object_store import ObjectStoreResource
 from spark_jobs.paths import LAKE_TABLES, table_uri
 
 
+class LakeQueryError(ValueError):
+    """SQL the lake cannot answer: DuckDB's reason plus the tables (and columns) there are, so
+    an analyst sees what to write instead of a traceback."""
+
+
 def query(sql: str, root: ObjectStoreResource | None = None) -> pa.Table:
     store = root or ObjectStoreResource()
     connection = duckdb.connect()
+    present: dict[str, list[str]] = {}
     for name in LAKE_TABLES:
         uri = table_uri(store, name).replace("s3a://", "s3://")
         if not DeltaTable.is_deltatable(uri):
             continue
-        connection.register(name, DeltaTable(uri).to_pyarrow_dataset())
-    return connection.sql(sql).to_arrow_table()
+        dataset = DeltaTable(uri).to_pyarrow_dataset()
+        connection.register(name, dataset)
+        present[name] = dataset.schema.names
+    try:
+        return connection.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise LakeQueryError(_explain(exc, present, store.uri("lake"))) from exc
+
+
+def _explain(exc: duckdb.Error, present: dict[str, list[str]], lake: str) -> str:
+    reason = str(exc).splitlines()[0]
+    if not present:
+        return f"{reason}\nthe lake at {lake} has no tables yet (materialize the lake assets first)"
+    tables = "\n".join(f"  {name}({', '.join(columns)})" for name, columns in present.items())
+    return f"{reason}\ntables in the lake at {lake}:\n{tables}"
