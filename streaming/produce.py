@@ -28,6 +28,7 @@ def produce_simulated(
     config: SimConfig,
     rate: float | None = None,
     topic: str = topics.VIEWING_EVENTS,
+    simulator: type[Simulator] = Simulator,
 ) -> ProduceReport:
     """Produce every message of a simulation; `rate` (events/s) paces it for live demos.
 
@@ -52,7 +53,7 @@ def produce_simulated(
 
     started = time.perf_counter()
     ceiling = int(time.time() * 1000)
-    for message in Simulator(config).messages():
+    for message in simulator(config).messages():
         while True:
             try:
                 producer.produce(

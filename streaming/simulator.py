@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
+from operator import itemgetter
 
 import orjson
 
@@ -89,6 +90,9 @@ class Simulator:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
+        # Late arrivals, duplicates and malformed messages draw from their own stream, so the
+        # events themselves are the same whether or not they go through `messages()`.
+        self.noise = random.Random(f"{config.seed}/noise")
         rng = self.rng
         zipf = [1.0 / (rank + 1) ** 1.1 for rank in range(config.titles)]
         self.title_cum = list(accumulate(zipf))
@@ -254,13 +258,37 @@ class Simulator:
                 for _ in range(count):
                     starts.append((day0 + day * 86_400_000 + rng.randrange(span_ms), user))
             starts.sort(key=lambda s: s[0])
-            sessions = [self.session(user, at) for at, user in starts]
-            yield from sorted((e for s in sessions for e in s), key=lambda e: e["_ms"])
+            yield from self._merged(starts)
+
+    def _merged(self, starts: list[tuple[int, dict]]) -> Iterator[dict]:
+        """The sessions' events in event-time order (ties: earlier session first) without the
+        whole day in memory (10M events would be gigabytes of dicts). Each event is filed in
+        the 5-minute bucket of its time, in generation order. A session never emits before it
+        starts, so once sessions start in a later bucket every earlier bucket is complete: a
+        stable sort by time puts it in the same order as sorting the whole day, and it goes
+        out; only the open sessions' later events stay in memory."""
+        width = 300_000
+        by_time = itemgetter("_ms")
+        buckets: dict[int, list[dict]] = {}
+        current = None
+        for at, user in starts:
+            if at // width != current:
+                current = at // width
+                for index in sorted(i for i in buckets if i < current):
+                    yield from sorted(buckets.pop(index), key=by_time)
+            for event in sorted(self.session(user, at), key=by_time):
+                bucket = buckets.get(event["_ms"] // width)
+                if bucket is None:
+                    buckets[event["_ms"] // width] = [event]
+                else:
+                    bucket.append(event)
+        for index in sorted(buckets):
+            yield from sorted(buckets[index], key=by_time)
 
     def messages(self) -> Iterator[SimEvent]:
         """Encoded Kafka messages: valid events with late arrivals, duplicates and malformed
         ones mixed in at the configured shares."""
-        rng, cfg = self.rng, self.config
+        rng, cfg = self.noise, self.config
         held: list[SimEvent] = []
         for event in self.events():
             message = SimEvent(event["session_id"].encode(), _encode(event), event["_ms"])
@@ -279,7 +307,7 @@ class Simulator:
         yield from held
 
     def malform(self, event: dict) -> SimEvent:
-        kind = MALFORMED_KINDS[self.rng.randrange(len(MALFORMED_KINDS))]
+        kind = MALFORMED_KINDS[self.noise.randrange(len(MALFORMED_KINDS))]
         bad = dict(event)
         key, at = event["session_id"].encode(), event["_ms"]
         if kind == "bad_json":
