@@ -8,8 +8,8 @@ duplicated or malformed, because real players do all three.
 
 from __future__ import annotations
 
+import functools
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -78,12 +78,29 @@ class SimEvent:
 
 
 def _encode(event: dict) -> bytes:
-    return orjson.dumps({k: v for k, v in event.items() if k != "_ms"})
+    wire = event.copy()  # a C-level copy; a filtering comprehension cost 2 µs an event
+    del wire["_ms"]
+    return orjson.dumps(wire)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_prefix(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
 
 
 def _ts(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds. Integer arithmetic on a cached date prefix, because
+    datetime + strftime per event was an eighth of the simulator's time."""
+    day, in_day = divmod(ms, 86_400_000)
+    seconds, millis = divmod(in_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_day_prefix(day)}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+def _uuid_hex(rng: random.Random) -> str:
+    """What uuid.UUID(int=rng.getrandbits(128)).hex returns, without building the object."""
+    return f"{rng.getrandbits(128):032x}"
 
 
 class Simulator:
@@ -134,7 +151,7 @@ class Simulator:
         degraded = cdn == cfg.degrade_cdn
         base = {
             "schema_version": SCHEMA_VERSION,
-            "session_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+            "session_id": _uuid_hex(rng),
             "user_id": user["user_id"],
             "profile_id": rng.choice(user["profiles"]),
             "title_id": f"t{title}",
@@ -147,7 +164,7 @@ class Simulator:
 
         def emit(event_type: str, at: int, position: int, **extra: object) -> None:
             event = dict(base)
-            event["event_id"] = uuid.UUID(int=rng.getrandbits(128)).hex
+            event["event_id"] = _uuid_hex(rng)
             event["event_type"] = event_type
             event["event_ts"] = _ts(at)
             event["_ms"] = at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import jsonschema
 
@@ -49,3 +50,18 @@ def test_degraded_cdn_stalls_more() -> None:
 
     normal, degraded = stalls_per_heartbeat(None), stalls_per_heartbeat("akamai")
     assert degraded["akamai"] > 4 * normal["akamai"]
+
+
+def test_event_times_are_iso_utc_milliseconds() -> None:
+    """The simulator formats times by integer arithmetic; datetime must agree to the ms."""
+    from datetime import UTC, datetime
+
+    from streaming.simulator import _ts
+
+    rng = random.Random(1)
+    samples = [0, 999, 86_399_999, 86_400_000] + [
+        rng.randrange(4_102_444_800_000) for _ in range(2000)
+    ]
+    for ms in samples:
+        expected = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert _ts(ms) == f"{expected}.{ms % 1000:03d}Z"
