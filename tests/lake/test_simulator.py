@@ -65,3 +65,19 @@ def test_event_times_are_iso_utc_milliseconds() -> None:
     for ms in samples:
         expected = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         assert _ts(ms) == f"{expected}.{ms % 1000:03d}Z"
+
+
+def test_bucketed_order_equals_sorting_the_whole_day() -> None:
+    """Events leave in 5-minute buckets; the result must be exactly the stable sort of every
+    session of the day by event time (sessions here run long, across many buckets)."""
+    from operator import itemgetter
+
+    class WholeDay(Simulator):
+        def _merged(self, starts):
+            sessions = [sorted(self.session(u, at), key=itemgetter("_ms")) for at, u in starts]
+            return iter(sorted((e for s in sessions for e in s), key=itemgetter("_ms")))
+
+    config = SimConfig(users=400, titles=30, days=2, seed=12, max_watch_minutes=180)
+    bucketed = [(e["_ms"], e["event_id"]) for e in Simulator(config).events()]
+    assert len(bucketed) > 10_000
+    assert bucketed == [(e["_ms"], e["event_id"]) for e in WholeDay(config).events()]

@@ -1,0 +1,138 @@
+"""The real-time QoE job's windows recomputed in batch by Spark, from the lake's bronze table.
+
+The PyFlink job (streaming/qoe_sql.py) emits each window once, when its watermark passes, and
+keeps no history. These functions compute the same windows from what the lake kept, with the same
+definitions, so a stream that crashed, restarted or dropped input can be reconciled against the
+durable record: every closed window the stream published must equal its batch recomputation.
+
+Definitions shared with the stream (docs/STREAMING.md): windows aligned to the epoch in UTC;
+attempts = playback_request events, startup percentiles continuous over `start` events,
+playback_ms = heartbeats x heartbeat interval, rebuffer_ratio = stall_ms / (stall_ms +
+playback_ms), error_rate = errors / attempts.
+
+Input is every bronze event silver accepts, without silver's de-duplication: the stream counts a
+re-delivered event again, so a batch that removed it would disagree by exactly that copy. The two
+paths differ on input that breaks the event contract: the stream still counts an event with no
+device, CDN or country (under 'unknown' / 'ZZ') or of an unknown type, where the lake quarantines
+it; reconciliation is therefore exact on contract-valid input.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.silver import classify
+
+WINDOW_TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+"""RFC 3339 UTC with milliseconds, as the stream writes window bounds (session time zone UTC)."""
+EVENT_COLUMNS = (
+    "event_id",
+    "session_id",
+    "title_id",
+    "event_type",
+    "event_ts",
+    "device",
+    "cdn",
+    "country",
+    "bitrate_kbps",
+    "startup_ms",
+    "stall_ms",
+)
+STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
+QOE_WINDOW_COLUMNS = (
+    # the order of the stream's qoe_window records
+    "title_id",
+    "device",
+    "cdn",
+    "country",
+    "window_start",
+    "window_end",
+    "events",
+    "attempts",
+    "starts",
+    *STARTUP_PERCENTILES,
+    "stall_count",
+    "stall_ms",
+    "playback_ms",
+    "rebuffer_ratio",
+    "avg_bitrate_kbps",
+    "errors",
+    "error_rate",
+)
+
+
+def stream_events(bronze: DataFrame) -> DataFrame:
+    """Bronze rows as the events the stream's windows see: valid by silver's rules (so every
+    dimension is present), duplicates kept."""
+    return classify(bronze).where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g} seconds"
+
+
+def _bounds() -> list[Column]:
+    return [
+        F.date_format("window.start", WINDOW_TS_FORMAT).alias("window_start"),
+        F.date_format("window.end", WINDOW_TS_FORMAT).alias("window_end"),
+    ]
+
+
+def _where_type(event_type: str, column: str) -> Column:
+    return F.when(F.col("event_type") == event_type, F.col(column))
+
+
+def _count_type(event_type: str) -> Column:
+    return F.count(F.when(F.col("event_type") == event_type, 1))
+
+
+def _ratio(numerator: Column, denominator: Column) -> Column:
+    return F.when(denominator > 0, numerator.cast("double") / denominator)
+
+
+def qoe_windows(
+    events: DataFrame, window_ms: int = 300_000, heartbeat_interval_ms: int = 30_000
+) -> DataFrame:
+    """Tumbling QoE windows per title x device x cdn x country, the stream's `qoe_window`
+    records (without `kind`)."""
+    keyed = events.withColumn("window", F.window("event_ts", _seconds(window_ms)))
+    percentiles = [
+        F.percentile(_where_type("start", "startup_ms"), F.lit(p)).alias(name)
+        for name, p in STARTUP_PERCENTILES.items()
+    ]
+    windows = keyed.groupBy("title_id", "device", "cdn", "country", "window").agg(
+        F.count("*").alias("events"),
+        _count_type("playback_request").alias("attempts"),
+        _count_type("start").alias("starts"),
+        *percentiles,
+        _count_type("stall_end").alias("stall_count"),
+        F.coalesce(F.sum(_where_type("stall_end", "stall_ms")), F.lit(0)).alias("stall_ms"),
+        (_count_type("heartbeat") * F.lit(heartbeat_interval_ms)).alias("playback_ms"),
+        F.avg(_where_type("heartbeat", "bitrate_kbps").cast("double")).alias("avg_bitrate_kbps"),
+        _count_type("error").alias("errors"),
+    )
+    return (
+        windows.select("*", *_bounds())
+        .withColumn(
+            "rebuffer_ratio", _ratio(F.col("stall_ms"), F.col("stall_ms") + F.col("playback_ms"))
+        )
+        .withColumn("error_rate", _ratio(F.col("errors"), F.col("attempts")))
+        .select(*QOE_WINDOW_COLUMNS)
+    )
+
+
+def concurrent_viewers(
+    events: DataFrame, window_ms: int = 60_000, slide_ms: int = 10_000
+) -> DataFrame:
+    """Distinct sessions with a start or heartbeat per title in each sliding window, the stream's
+    `concurrent_viewers` records (without `kind`)."""
+    watching = events.where(F.col("event_type").isin("start", "heartbeat"))
+    keyed = watching.withColumn(
+        "window", F.window("event_ts", _seconds(window_ms), _seconds(slide_ms))
+    )
+    return (
+        keyed.groupBy("title_id", "window")
+        .agg(F.countDistinct("session_id").alias("viewers"))
+        .select("title_id", *_bounds(), "viewers")
+    )

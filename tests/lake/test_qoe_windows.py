@@ -1,0 +1,106 @@
+"""The stream's QoE windows recomputed by Spark from bronze rows: exact values on hand-made
+events, with the same figures as the Flink job's own test (p50 1350 / p95 2775 from
+800/1200/1500/3000 ms), rows the lake quarantines left out and a re-delivered event counted
+again, as the stream counts it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from spark_jobs.qoe_windows import concurrent_viewers, qoe_windows, stream_events
+
+BASE = datetime(2026, 11, 24, 20, 0, 0, tzinfo=UTC)
+
+
+def event(n: int, session: str, event_type: str, at_s: float, **extra) -> dict:
+    moment = BASE + timedelta(seconds=at_s)
+    record = {
+        "schema_version": 1,
+        "event_id": f"{session}-{n}",
+        "session_id": session,
+        "user_id": f"u-{session}",
+        "profile_id": f"p-{session}",
+        "title_id": "t1",
+        "device": "tv",
+        "os": "tizen",
+        "country": "US",
+        "cdn": "oca",
+        "event_type": event_type,
+        "event_ts": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+        "position_ms": 0,
+    }
+    record.update(extra)
+    return record
+
+
+def scenario() -> list[str]:
+    """Four sessions in the first 5-minute window, one stall and one error; one web session in
+    the second window; a duplicate, two malformed messages and an event without a device."""
+    values = []
+    for n, startup in enumerate((800, 1200, 1500, 3000)):
+        s = f"s{n}"
+        values += [
+            event(1, s, "playback_request", 10 * n),
+            event(2, s, "start", 10 * n + startup / 1000, startup_ms=startup, bitrate_kbps=3000),
+            event(3, s, "heartbeat", 10 * n + 31, bitrate_kbps=1000 * (n + 1)),
+        ]
+    values += [
+        event(4, "s1", "stall_end", 50, stall_ms=2000),
+        event(1, "s9", "playback_request", 60),
+        event(2, "s9", "error", 61, error_code="E1"),
+        {**event(1, "s5", "heartbeat", 320, bitrate_kbps=500), "device": "web"},
+        {**event(2, "s5", "heartbeat", 350, bitrate_kbps=500), "device": None},
+    ]
+    texts = [json.dumps(v) for v in values]
+    texts.append(texts[2])  # s0's heartbeat delivered twice
+    return [*texts, "not json", json.dumps({"schema_version": 1, "event_id": "x"})]
+
+
+@pytest.fixture(scope="module")
+def events(spark):
+    kafka_ts = BASE + timedelta(seconds=1)
+    rows = [
+        ("k", text, "viewing-events", 0, offset, kafka_ts, kafka_ts.date())
+        for offset, text in enumerate(scenario())
+    ]
+    bronze = spark.createDataFrame(
+        rows,
+        "key string, value string, topic string, partition int, offset long, "
+        "kafka_ts timestamp, kafka_date date",
+    )
+    return stream_events(bronze)
+
+
+def test_qoe_windows_exact(events) -> None:
+    windows = {(r["device"], r["window_start"]): r.asDict() for r in qoe_windows(events).collect()}
+    assert set(windows) == {
+        ("tv", "2026-11-24T20:00:00.000Z"),
+        ("web", "2026-11-24T20:05:00.000Z"),
+    }
+    first = windows[("tv", "2026-11-24T20:00:00.000Z")]
+    assert first["window_end"] == "2026-11-24T20:05:00.000Z"
+    assert (first["events"], first["attempts"], first["starts"], first["errors"]) == (16, 5, 4, 1)
+    assert (first["startup_p50_ms"], first["startup_p95_ms"]) == pytest.approx((1350.0, 2775.0))
+    # Heartbeats at 1000, 1000 (the duplicate), 2000, 3000, 4000 kbps, each 30 s of playback.
+    assert first["playback_ms"] == 150_000
+    assert first["avg_bitrate_kbps"] == pytest.approx(2200.0)
+    assert (first["stall_count"], first["stall_ms"]) == (1, 2000)
+    assert first["rebuffer_ratio"] == pytest.approx(2000 / 152_000)
+    assert first["error_rate"] == pytest.approx(1 / 5)
+    second = windows[("web", "2026-11-24T20:05:00.000Z")]
+    assert (second["attempts"], second["error_rate"], second["startup_p50_ms"]) == (0, None, None)
+    assert (second["events"], second["avg_bitrate_kbps"]) == (1, 500.0)  # not the device-less one
+
+
+def test_concurrent_viewers_slide(events) -> None:
+    viewers = {r["window_start"]: r["viewers"] for r in concurrent_viewers(events).collect()}
+    # Starts at 0.8-33 s and heartbeats at 31-61 s: the window [-20 s, 40 s) holds all four.
+    assert viewers["2026-11-24T19:59:40.000Z"] == 4
+    assert viewers["2026-11-24T19:59:10.000Z"] == 1  # [-50 s, 10 s): only s0's start at 0.8 s
+    assert "2026-11-24T19:59:00.000Z" not in viewers  # [-60 s, 0 s) holds no event
+    assert viewers["2026-11-24T20:04:30.000Z"] == 1  # s5 alone at 320 s
+    assert "2026-11-24T20:05:30.000Z" not in viewers  # only the device-less event at 350 s
+    assert max(viewers.values()) == 4
