@@ -1,30 +1,52 @@
-"""The real-time QoE stream as external assets, observed by a sensor.
+"""The real-time QoE stream as external assets, observed by a sensor, reconciled with the lake.
 
 The PyFlink job (streaming/qoe_job.py) runs outside Dagster, in its own virtualenv; Dagster
 shows what it produces and how far behind it is. The sensor records, per output, the consumer
 lag of the job (viewing-events not yet read) and of the Redis sink, and the end of the last
-window written, read through the kafka and redis resources. Nothing here imports pyflink.
+window written, read through the kafka and redis resources. The check `matches_lake_recomputation`
+recomputes a day's windows in Spark from the bronze table and compares them with what the stream
+published. Nothing here imports pyflink.
 """
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from confluent_kafka import TopicPartition
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetKey,
     AssetObservation,
+    AssetSelection,
     AssetSpec,
+    Config,
+    DefaultScheduleStatus,
     MetadataValue,
+    ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    define_asset_job,
+    multi_asset_check,
     sensor,
 )
+from pydantic import Field
+from pyspark.sql import functions as F
 
+from assets.lake import SPARK_TAGS
 from netflix_assets import topics
 from resources.kafka import KafkaResource
+from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
+from resources.spark import SparkResource
+from spark_jobs import qoe_windows
+from spark_jobs.paths import table_uri
 from streaming.flink.redis_sink import ALERTS_INDEX, META
+from streaming.reconcile import Reconciliation, late_copies, reconcile
 
 GROUP = "streaming"
 JOB_GROUP_ID = "qoe-job"
@@ -160,6 +182,163 @@ def qoe_stream_observation_sensor(
     return SensorResult(asset_events=stream_observations(state))
 
 
+RECONCILIATION_CHECK = "matches_lake_recomputation"
+RECONCILED = {"qoe_window": qoe_aggregates, "concurrent_viewers": concurrent_viewers}
+"""Record kind on qoe-aggregates -> the asset whose check compares it."""
+
+
+class StreamReconciliationConfig(Config):
+    """Which day and topics to compare; the window sizes must be the job's."""
+
+    date: str = Field(default="", description="UTC date YYYY-MM-DD; empty: yesterday.")
+    events_topic: str = topics.VIEWING_EVENTS
+    aggregates_topic: str = topics.QOE_AGGREGATES
+    qoe_window_ms: int = 300_000
+    viewers_window_ms: int = 60_000
+    viewers_slide_ms: int = 10_000
+    arrival_slack_days: int = Field(
+        default=1,
+        description="Bronze is read for Kafka dates this many days either side of the date: "
+        "events of the day arrive within it (a later arrival the stream dropped as late).",
+    )
+
+    def day(self) -> date:
+        if self.date:
+            return date.fromisoformat(self.date)
+        return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def _published(kafka: KafkaResource, topic: str, day: date) -> list[dict]:
+    """The aggregates topic from a day before `day` on (record times are at or after their
+    window's end, so no window of `day` is older); a value that is not JSON is skipped."""
+    since = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC)
+    records = []
+    for value in kafka.read_since(topic, int(since.timestamp() * 1000)):
+        try:
+            records.append(json.loads(value))
+        except (TypeError, ValueError):
+            continue
+    return records
+
+
+def _result_metadata(outcome: Reconciliation, late: int) -> dict[str, MetadataValue]:
+    metadata = {
+        "windows_compared": MetadataValue.int(outcome.compared),
+        "windows_matched": MetadataValue.int(outcome.matched),
+        "windows_missing_in_stream": MetadataValue.int(len(outcome.missing_in_stream)),
+        "windows_only_in_stream": MetadataValue.int(len(outcome.extra_in_stream)),
+        "windows_differing": MetadataValue.int(len({m.key for m in outcome.differing})),
+        "windows_still_open": MetadataValue.int(outcome.open_windows),
+        "late_copies_left_out": MetadataValue.int(late),
+    }
+    rows = [
+        f"| {' / '.join(key)} | missing in stream | | |" for key in outcome.missing_in_stream
+    ] + [f"| {' / '.join(key)} | only in stream | | |" for key in outcome.extra_in_stream]
+    rows += [
+        f"| {' / '.join(m.key)} | {m.field} | {m.stream} | {m.batch} |" for m in outcome.differing
+    ]
+    if rows:
+        header = "| window | field | stream | lake |\n|---|---|---|---|\n"
+        metadata["first_differences"] = MetadataValue.md(header + "\n".join(rows[:20]))
+    return metadata
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            RECONCILIATION_CHECK,
+            asset=asset.key,
+            description=f"Every {kind} window the stream closed for the day equals its "
+            "recomputation in Spark over bronze (spark_jobs/qoe_windows.py); none missing, none "
+            "extra.",
+        )
+        for kind, asset in RECONCILED.items()
+    ],
+    op_tags=SPARK_TAGS,
+)
+def stream_matches_lake(
+    context: AssetCheckExecutionContext,
+    config: StreamReconciliationConfig,
+    kafka: KafkaResource,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+) -> Iterator[AssetCheckResult]:
+    """A day's QoE windows and viewer counts as published vs as recomputed from the lake."""
+    day = config.day()
+    published = _published(kafka, config.aggregates_topic, day)
+    bronze = (
+        spark.get_session()
+        .read.format("delta")
+        .load(table_uri(object_store, "bronze_viewing_events"))
+    )
+    slack = timedelta(days=config.arrival_slack_days)
+    bronze = bronze.where(
+        F.col("kafka_date").between(F.lit(day - slack), F.lit(day + slack))
+        & (F.col("topic") == config.events_topic)
+    )
+    events = qoe_windows.stream_events(bronze).cache()
+    late = {
+        "qoe_window": late_copies(published, "dropped_from_qoe"),
+        "concurrent_viewers": late_copies(published, "dropped_from_viewers"),
+    }
+    frames = {
+        "qoe_window": qoe_windows.qoe_windows(
+            qoe_windows.drop_late_copies(events, late["qoe_window"]), config.qoe_window_ms
+        ),
+        "concurrent_viewers": qoe_windows.concurrent_viewers(
+            qoe_windows.drop_late_copies(events, late["concurrent_viewers"]),
+            config.viewers_window_ms,
+            config.viewers_slide_ms,
+        ),
+    }
+    prefix = day.isoformat()
+    for kind, asset in RECONCILED.items():
+        of_kind = [r for r in published if r.get("kind") == kind]
+        batch = [
+            row.asDict()
+            for row in frames[kind].where(F.col("window_start").startswith(prefix)).collect()
+        ]
+        outcome = reconcile(
+            kind,
+            [r for r in of_kind if str(r.get("window_start", "")).startswith(prefix)],
+            batch,
+            closed_until=max((str(r["window_end"]) for r in of_kind), default=None),
+        )
+        context.log.info(
+            f"{kind} on {prefix}: {outcome.matched}/{outcome.compared} windows match, "
+            f"{outcome.open_windows} still open"
+        )
+        yield AssetCheckResult(
+            asset_key=asset.key,
+            check_name=RECONCILIATION_CHECK,
+            passed=outcome.ok,
+            metadata={
+                "date": MetadataValue.text(prefix),
+                **_result_metadata(outcome, sum(late[kind].values())),
+            },
+        )
+    events.unpersist()
+
+
+stream_reconciliation_job = define_asset_job(
+    "stream_reconciliation_job",
+    selection=AssetSelection.checks(
+        *(AssetCheckKey(asset.key, RECONCILIATION_CHECK) for asset in RECONCILED.values())
+    ),
+    tags=SPARK_TAGS,
+    description="Compares yesterday's QoE stream output with its recomputation from bronze.",
+)
+stream_reconciliation_schedule = ScheduleDefinition(
+    job=stream_reconciliation_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Daily, once yesterday's bronze has landed; start it where the QoE job runs.",
+)
+
 ASSETS = [viewing_events, qoe_aggregates, qoe_alerts, concurrent_viewers]
+CHECKS = [stream_matches_lake]
+JOBS = [stream_reconciliation_job]
+SCHEDULES = [stream_reconciliation_schedule]
 SENSORS = [qoe_stream_observation_sensor]
 STREAM_ASSET_KEYS: list[AssetKey] = [qoe_aggregates.key, qoe_alerts.key, concurrent_viewers.key]

@@ -10,7 +10,9 @@ from sensors import automation, uploads, viewing_events
 
 defs = Definitions(
     assets=[*catalog.ASSETS, *video.ASSETS, *lake.ASSETS, *recs.ASSETS, *streaming.ASSETS],
-    jobs=[*video.JOBS, *lake.JOBS],
+    asset_checks=streaming.CHECKS,
+    jobs=[*video.JOBS, *lake.JOBS, *streaming.JOBS],
+    schedules=streaming.SCHEDULES,
     sensors=[
         *uploads.SENSORS,
         *viewing_events.SENSORS,

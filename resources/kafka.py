@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -95,5 +96,42 @@ class KafkaResource(ConfigurableResource):
                     if not retriable or time.monotonic() > deadline:
                         raise
                     time.sleep(0.25)
+        finally:
+            consumer.close()
+
+    def read_since(self, topic: str, since_ms: int, read_committed: bool = True) -> Iterator[bytes]:
+        """Every message value of a topic from the first offset at or after a timestamp (epoch
+        ms) up to the end offsets at the call, without joining a group or committing.
+
+        read_committed skips aborted transactions, as the QoE job's exactly-once sinks need;
+        their commit markers take offsets that are never delivered, so progress is taken from
+        the consumer's position, not from the last message seen."""
+        ends = {p: high for p, (_, high) in self.watermarks(topic).items()}
+        isolation = "read_committed" if read_committed else "read_uncommitted"
+        consumer = self.consumer(group_id="netflix-assets-reader", **{"isolation.level": isolation})
+        try:
+            starts = consumer.offsets_for_times(
+                [TopicPartition(topic, p, since_ms) for p in ends], timeout=self.request_timeout_s
+            )
+            # -1: no message at or after the time, so nothing to read in that partition.
+            todo = {tp.partition: tp.offset for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+            if not todo:
+                return
+            consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
+            deadline = time.monotonic() + max(self.request_timeout_s, 1.0) * 6
+            while todo and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    deadline = time.monotonic() + max(self.request_timeout_s, 1.0) * 6
+                    yield message.value()
+                positions = consumer.position([TopicPartition(topic, p) for p in todo])
+                for tp in positions:
+                    if tp.offset >= ends[tp.partition]:
+                        todo.pop(tp.partition)
+            if todo:
+                raise TimeoutError(
+                    f"reading {topic}: partitions {sorted(todo)} stopped short of their end "
+                    f"offsets (is the broker up at {self.bootstrap_servers}?)"
+                )
         finally:
             consumer.close()

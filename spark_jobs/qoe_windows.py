@@ -10,34 +10,31 @@ attempts = playback_request events, startup percentiles continuous over `start` 
 playback_ms = heartbeats x heartbeat interval, rebuffer_ratio = stall_ms / (stall_ms +
 playback_ms), error_rate = errors / attempts.
 
-Input is every bronze event silver accepts, without silver's de-duplication: the stream counts a
-re-delivered event again, so a batch that removed it would disagree by exactly that copy. The two
-paths differ on input that breaks the event contract: the stream still counts an event with no
-device, CDN or country (under 'unknown' / 'ZZ') or of an unknown type, where the lake quarantines
-it; reconciliation is therefore exact on contract-valid input.
+Input is every bronze event the stream's own rules accept (its `valid_events` view), not silver's
+stricter contract: the stream counts a re-delivered event again, an event of an unknown type, or
+one missing a device, CDN or country (as 'unknown' / 'ZZ'), so the recomputation does too. Events
+the stream reported as dropped for lateness are taken out by `drop_late_copies`, one copy per
+report. With that, a recomputation over the same Kafka offsets is exact (streaming/reconcile.py
+compares them).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.silver import classify
+from spark_jobs.silver import FUTURE_TOLERANCE, classify
 
 WINDOW_TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 """RFC 3339 UTC with milliseconds, as the stream writes window bounds (session time zone UTC)."""
-EVENT_COLUMNS = (
+BASE_COLUMNS = (
     "event_id",
     "session_id",
     "title_id",
     "event_type",
     "event_ts",
-    "device",
-    "cdn",
-    "country",
-    "bitrate_kbps",
-    "startup_ms",
-    "stall_ms",
+    "partition",
+    "offset",
 )
 STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
 QOE_WINDOW_COLUMNS = (
@@ -63,9 +60,49 @@ QOE_WINDOW_COLUMNS = (
 
 
 def stream_events(bronze: DataFrame) -> DataFrame:
-    """Bronze rows as the events the stream's windows see: valid by silver's rules (so every
-    dimension is present), duplicates kept."""
-    return classify(bronze).where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
+    """Bronze rows as the stream's windows see them: parsed as silver parses them, then kept or
+    dropped by the stream's rules (a row needs a readable event time, session, title and type,
+    and a clock no more than a day ahead of Kafka's); a wrong-typed number is null, not a
+    reason to drop the event."""
+    ts = F.col("event_ts")
+    future = F.col("kafka_ts") + F.expr(FUTURE_TOLERANCE)
+    return (
+        classify(bronze)
+        .where(
+            ts.isNotNull()
+            & F.col("session_id").isNotNull()
+            & F.col("title_id").isNotNull()
+            & F.col("event_type").isNotNull()
+            & (ts <= future)
+        )
+        .select(
+            *BASE_COLUMNS,
+            F.coalesce("device", F.lit("unknown")).alias("device"),
+            F.coalesce("cdn", F.lit("unknown")).alias("cdn"),
+            F.coalesce("country", F.lit("ZZ")).alias("country"),
+            "bitrate_kbps",
+            "startup_ms",
+            "stall_ms",
+        )
+    )
+
+
+def drop_late_copies(events: DataFrame, late: dict[str, int]) -> DataFrame:
+    """Without the copies the stream dropped as late: per event_id, as many copies as it
+    reported, the last to arrive first (a late copy is the one that came after its window
+    closed; an on-time duplicate of it was counted)."""
+    if not late:
+        return events
+    reports = events.sparkSession.createDataFrame(list(late.items()), "event_id string, _late long")
+    newest_first = Window.partitionBy("event_id").orderBy(
+        F.col("partition").desc(), F.col("offset").desc()
+    )
+    return (
+        events.join(F.broadcast(reports), "event_id", "left")
+        .withColumn("_copy", F.row_number().over(newest_first))
+        .where(F.col("_late").isNull() | (F.col("_copy") > F.col("_late")))
+        .drop("_late", "_copy")
+    )
 
 
 def _seconds(ms: int) -> str:

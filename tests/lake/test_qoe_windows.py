@@ -1,7 +1,7 @@
 """The stream's QoE windows recomputed by Spark from bronze rows: exact values on hand-made
 events, with the same figures as the Flink job's own test (p50 1350 / p95 2775 from
-800/1200/1500/3000 ms), rows the lake quarantines left out and a re-delivered event counted
-again, as the stream counts it."""
+800/1200/1500/3000 ms), and the stream's input rules: what it drops is dropped, what it counts
+(a duplicate, an unknown type, a missing device) is counted, late copies come out one by one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spark_jobs.qoe_windows import concurrent_viewers, qoe_windows, stream_events
+from spark_jobs.qoe_windows import (
+    concurrent_viewers,
+    drop_late_copies,
+    qoe_windows,
+    stream_events,
+)
 
 BASE = datetime(2026, 11, 24, 20, 0, 0, tzinfo=UTC)
 
@@ -37,8 +42,10 @@ def event(n: int, session: str, event_type: str, at_s: float, **extra) -> dict:
 
 
 def scenario() -> list[str]:
-    """Four sessions in the first 5-minute window, one stall and one error; one web session in
-    the second window; a duplicate, two malformed messages and an event without a device."""
+    """Four sessions in the first 5-minute window, one stall, one error and an event of an
+    unknown type; in the second, a web session, a web heartbeat with a wrong-typed position and
+    a session without a device; a duplicate; and what the stream drops: not JSON, no title, a
+    clock in 2099."""
     values = []
     for n, startup in enumerate((800, 1200, 1500, 3000)):
         s = f"s{n}"
@@ -51,12 +58,19 @@ def scenario() -> list[str]:
         event(4, "s1", "stall_end", 50, stall_ms=2000),
         event(1, "s9", "playback_request", 60),
         event(2, "s9", "error", 61, error_code="E1"),
+        event(5, "s1", "teleport", 55),
         {**event(1, "s5", "heartbeat", 320, bitrate_kbps=500), "device": "web"},
-        {**event(2, "s5", "heartbeat", 350, bitrate_kbps=500), "device": None},
+        {
+            **event(1, "s8", "heartbeat", 340, bitrate_kbps=900, position_ms="twelve"),
+            "device": "web",
+        },
+        {**event(1, "s6", "heartbeat", 350, bitrate_kbps=700), "device": None},
+        {**event(1, "s7", "heartbeat", 100), "title_id": None},
+        {**event(2, "s7", "heartbeat", 110), "event_ts": "2099-01-01T00:00:00.000Z"},
     ]
     texts = [json.dumps(v) for v in values]
     texts.append(texts[2])  # s0's heartbeat delivered twice
-    return [*texts, "not json", json.dumps({"schema_version": 1, "event_id": "x"})]
+    return [*texts, "not json"]
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +85,23 @@ def events(spark):
         "key string, value string, topic string, partition int, offset long, "
         "kafka_ts timestamp, kafka_date date",
     )
-    return stream_events(bronze)
+    return stream_events(bronze).cache()
+
+
+def by_window(frame) -> dict[tuple[str, str], dict]:
+    return {(r["device"], r["window_start"]): r.asDict() for r in frame.collect()}
 
 
 def test_qoe_windows_exact(events) -> None:
-    windows = {(r["device"], r["window_start"]): r.asDict() for r in qoe_windows(events).collect()}
+    windows = by_window(qoe_windows(events))
     assert set(windows) == {
         ("tv", "2026-11-24T20:00:00.000Z"),
         ("web", "2026-11-24T20:05:00.000Z"),
+        ("unknown", "2026-11-24T20:05:00.000Z"),
     }
     first = windows[("tv", "2026-11-24T20:00:00.000Z")]
     assert first["window_end"] == "2026-11-24T20:05:00.000Z"
-    assert (first["events"], first["attempts"], first["starts"], first["errors"]) == (16, 5, 4, 1)
+    assert (first["events"], first["attempts"], first["starts"], first["errors"]) == (17, 5, 4, 1)
     assert (first["startup_p50_ms"], first["startup_p95_ms"]) == pytest.approx((1350.0, 2775.0))
     # Heartbeats at 1000, 1000 (the duplicate), 2000, 3000, 4000 kbps, each 30 s of playback.
     assert first["playback_ms"] == 150_000
@@ -90,9 +109,11 @@ def test_qoe_windows_exact(events) -> None:
     assert (first["stall_count"], first["stall_ms"]) == (1, 2000)
     assert first["rebuffer_ratio"] == pytest.approx(2000 / 152_000)
     assert first["error_rate"] == pytest.approx(1 / 5)
-    second = windows[("web", "2026-11-24T20:05:00.000Z")]
-    assert (second["attempts"], second["error_rate"], second["startup_p50_ms"]) == (0, None, None)
-    assert (second["events"], second["avg_bitrate_kbps"]) == (1, 500.0)  # not the device-less one
+    web = windows[("web", "2026-11-24T20:05:00.000Z")]
+    assert (web["attempts"], web["error_rate"], web["startup_p50_ms"]) == (0, None, None)
+    assert (web["events"], web["avg_bitrate_kbps"]) == (2, 700.0)
+    unknown = windows[("unknown", "2026-11-24T20:05:00.000Z")]
+    assert (unknown["cdn"], unknown["events"], unknown["avg_bitrate_kbps"]) == ("oca", 1, 700.0)
 
 
 def test_concurrent_viewers_slide(events) -> None:
@@ -102,5 +123,15 @@ def test_concurrent_viewers_slide(events) -> None:
     assert viewers["2026-11-24T19:59:10.000Z"] == 1  # [-50 s, 10 s): only s0's start at 0.8 s
     assert "2026-11-24T19:59:00.000Z" not in viewers  # [-60 s, 0 s) holds no event
     assert viewers["2026-11-24T20:04:30.000Z"] == 1  # s5 alone at 320 s
-    assert "2026-11-24T20:05:30.000Z" not in viewers  # only the device-less event at 350 s
+    assert viewers["2026-11-24T20:05:00.000Z"] == 3  # s5, s8 and the device-less s6
+    assert viewers["2026-11-24T20:05:30.000Z"] == 2
     assert max(viewers.values()) == 4
+
+
+def test_late_copies_leave_one_by_one(events) -> None:
+    """The stream reported one copy of s0's twice-delivered heartbeat as late: one still counts."""
+    first = by_window(qoe_windows(drop_late_copies(events, {"s0-3": 1, "s9-2": 1})))
+    first = first[("tv", "2026-11-24T20:00:00.000Z")]
+    assert (first["events"], first["playback_ms"], first["errors"]) == (15, 120_000, 0)
+    assert first["avg_bitrate_kbps"] == pytest.approx(2500.0)
+    assert by_window(qoe_windows(drop_late_copies(events, {}))) == by_window(qoe_windows(events))

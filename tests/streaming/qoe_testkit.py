@@ -217,3 +217,38 @@ def wait_for(condition, timeout_s: float, what: str, proc: subprocess.Popen | No
             raise AssertionError(f"qoe_job exited {proc.returncode} while waiting for {what}")
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def ingest_bronze(topic: str, resources: dict[str, Any]) -> None:
+    """The topic into the lake's bronze table, through the bronze asset itself."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.lake import bronze_viewing_events
+
+    result = materialize(
+        [bronze_viewing_events],
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        run_config={"ops": {"bronze_viewing_events": {"config": {"topic": topic}}}},
+    )
+    assert result.success
+
+
+def reconcile_with_lake(resources: dict[str, Any], **config: Any) -> dict[str, Any]:
+    """Runs stream_reconciliation_job in process; asset name -> its check's evaluation."""
+    from dagster import DagsterInstance, Definitions
+
+    from assets import streaming
+
+    defs = Definitions(
+        assets=streaming.ASSETS,
+        asset_checks=streaming.CHECKS,
+        jobs=streaming.JOBS,
+        resources=resources,
+    )
+    result = defs.resolve_job_def("stream_reconciliation_job").execute_in_process(
+        run_config={"ops": {"stream_matches_lake": {"config": config}}},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}

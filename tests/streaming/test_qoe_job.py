@@ -5,12 +5,25 @@ allowed lateness, and malformed messages mixed in."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from qoe_testkit import Session, chronological, expected_viewers, produce, read_all, run_job, ts
+from qoe_testkit import (
+    BASE,
+    Session,
+    chronological,
+    expected_viewers,
+    ingest_bronze,
+    produce,
+    read_all,
+    reconcile_with_lake,
+    run_job,
+    ts,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -108,6 +121,7 @@ def scenario_run(
     )
     aggregates = read_all(bootstrap, topics["aggregates"])
     return {
+        "topics": topics,
         "counted": counted,
         "viewers": [r for r in aggregates if r["kind"] == "concurrent_viewers"],
         "windows": [r for r in aggregates if r["kind"] == "qoe_window"],
@@ -219,3 +233,45 @@ def test_malformed_messages_do_not_stop_the_job(scenario_run: dict[str, Any]) ->
     """The job finished (run_job checks the exit status) and counted every valid event."""
     windows = windows_by_key(scenario_run)
     assert sum(w["events"] for w in windows.values()) == len(scenario_run["counted"])
+
+
+def test_published_windows_reconcile_with_the_lake(
+    scenario_run: dict[str, Any], bootstrap: str, kafka_resource, spark_resource, tmp_path: Path
+) -> None:
+    """The lake's recomputation over bronze equals every window the stream published, late and
+    malformed input included; then a doctored and an invented record are both caught."""
+    from resources.object_store import ObjectStoreResource
+
+    topics = scenario_run["topics"]
+    resources = {
+        "kafka": kafka_resource,
+        "spark": spark_resource,
+        "object_store": ObjectStoreResource(root=str(tmp_path / "lake")),
+    }
+    ingest_bronze(topics["events"], resources)
+    config = {
+        "date": "2026-11-24",
+        "events_topic": topics["events"],
+        "aggregates_topic": topics["aggregates"],
+        # The test's events are dated BASE but were written to Kafka now.
+        "arrival_slack_days": (datetime.now(UTC).date() - BASE.date()).days + 1,
+    }
+    checks = reconcile_with_lake(resources, **config)
+    windows, viewers = checks["qoe_aggregates"], checks["concurrent_viewers"]
+    assert windows.passed and viewers.passed
+    assert windows.metadata["windows_matched"].value == len(scenario_run["windows"]) == 6
+    assert viewers.metadata["windows_matched"].value == len(scenario_run["viewers"])
+    assert windows.metadata["late_copies_left_out"].value == 2  # late-dropped, late-hb
+    assert viewers.metadata["late_copies_left_out"].value == 1  # late-hb
+
+    doctored = {**windows_by_key(scenario_run)[("t2", "mobile", "akamai", "BR", ts(0))]}
+    doctored["attempts"] = 4
+    invented = {**doctored, "title_id": "t-invented"}
+    produce(bootstrap, topics["aggregates"], [json.dumps(r).encode() for r in (doctored, invented)])
+    checks = reconcile_with_lake(resources, **config)
+    caught = checks["qoe_aggregates"]
+    assert not caught.passed
+    assert caught.metadata["windows_differing"].value == 1
+    assert caught.metadata["windows_only_in_stream"].value == 1
+    assert "| attempts | 4 | 5 |" in caught.metadata["first_differences"].value
+    assert checks["concurrent_viewers"].passed

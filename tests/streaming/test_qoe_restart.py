@@ -6,28 +6,28 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, materialize
 from qoe_testkit import (
+    BASE,
     Session,
     chronological,
     committed_offset,
     event_seconds,
+    ingest_bronze,
     kill_job,
     produce,
     read_all,
+    reconcile_with_lake,
     run_job,
     start_job,
     wait_for,
 )
 
-from assets.lake import bronze_viewing_events
 from resources.object_store import ObjectStoreResource
-from spark_jobs.paths import table_uri
-from spark_jobs.qoe_windows import concurrent_viewers, qoe_windows, stream_events
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -77,52 +77,6 @@ def results(records: list[dict[str, Any]]) -> Counter:
     )
 
 
-def closed_windows(records: list[dict[str, Any]], kind: str) -> dict[tuple, dict[str, Any]]:
-    """The stream's records of one kind, keyed by their window and dimensions."""
-    dims = ("title_id", "device", "cdn", "country") if kind == "qoe_window" else ("title_id",)
-    return {
-        (*(r[d] for d in dims), r["window_start"]): {k: v for k, v in r.items() if k != "kind"}
-        for r in records
-        if r["kind"] == kind and r["title_id"] != "__flush__"
-    }
-
-
-def assert_same_window(streamed: dict[str, Any], batch: dict[str, Any], what: tuple) -> None:
-    """Equal fields, floats to rounding: JSON and Spark's percentile round differently."""
-    floats = {k for k, v in streamed.items() if isinstance(v, float)}
-    assert {k: v for k, v in streamed.items() if k not in floats} == {
-        k: v for k, v in batch.items() if k not in floats
-    }, what
-    assert {k: streamed[k] for k in floats} == pytest.approx(
-        {k: batch[k] for k in floats}, rel=1e-9
-    ), what
-
-
-def batch_over_bronze(
-    topic: str, kafka_resource, spark_resource, spark, tmp_path: Path
-) -> dict[str, dict[tuple, dict[str, Any]]]:
-    """Ingests the topic with the lake's bronze asset, then recomputes the windows in Spark.
-    The flush marker's window never closes in the stream, so it is left out here too."""
-    store = ObjectStoreResource(root=str(tmp_path / "lake"))
-    result = materialize(
-        [bronze_viewing_events],
-        resources={"kafka": kafka_resource, "spark": spark_resource, "object_store": store},
-        instance=DagsterInstance.ephemeral(),
-        run_config={"ops": {"bronze_viewing_events": {"config": {"topic": topic}}}},
-    )
-    assert result.success
-    events = stream_events(
-        spark.read.format("delta").load(table_uri(store, "bronze_viewing_events"))
-    )
-    return {
-        kind: closed_windows([{"kind": kind, **row.asDict()} for row in frame.collect()], kind)
-        for kind, frame in (
-            ("qoe_window", qoe_windows(events)),
-            ("concurrent_viewers", concurrent_viewers(events)),
-        )
-    }
-
-
 def job_args(bootstrap: str, topics: dict[str, str], work: Path, group: str) -> list[str]:
     return [
         f"--bootstrap-servers={bootstrap}",
@@ -142,7 +96,6 @@ def test_restart_from_checkpoint_matches_uninterrupted_run_and_batch(
     make_qoe_topics,
     kafka_resource,
     spark_resource,
-    spark,
     tmp_path: Path,
 ) -> None:
     first, second, marker = stream()
@@ -190,13 +143,24 @@ def test_restart_from_checkpoint_matches_uninterrupted_run_and_batch(
         kill_job(job)
     assert "/chk-" in (tmp_path / "after-restart.log").read_text(), "did not restore"
 
-    streamed = read_all(bootstrap, topics["aggregates"])
-    batch = batch_over_bronze(topics["events"], kafka_resource, spark_resource, spark, tmp_path)
-    for kind in ("qoe_window", "concurrent_viewers"):
-        stream_windows = closed_windows(streamed, kind)
-        assert stream_windows, f"the stream published no {kind} record"
-        assert stream_windows.keys() == batch[kind].keys(), kind
-        for key, record in stream_windows.items():
-            assert_same_window(record, batch[kind][key], (kind, key))
-    windows = closed_windows(streamed, "qoe_window").values()
+    # The lake's view: bronze from the same topic, the windows recomputed, compared one by one
+    # by the stream's reconciliation check (the flush marker's window is still open).
+    resources = {
+        "kafka": kafka_resource,
+        "spark": spark_resource,
+        "object_store": ObjectStoreResource(root=str(tmp_path / "lake")),
+    }
+    ingest_bronze(topics["events"], resources)
+    checks = reconcile_with_lake(
+        resources,
+        date=BASE.date().isoformat(),
+        events_topic=topics["events"],
+        aggregates_topic=topics["aggregates"],
+        arrival_slack_days=(datetime.now(UTC).date() - BASE.date()).days + 1,
+    )
+    for asset, check in checks.items():
+        assert check.passed, (asset, check.metadata)
+        assert check.metadata["windows_matched"].value > 0, asset
+    windows = [r for r in read_all(bootstrap, topics["aggregates"]) if r["kind"] == "qoe_window"]
+    assert checks["qoe_aggregates"].metadata["windows_matched"].value == len(windows)
     assert any(w["stall_count"] for w in windows) and any(w["errors"] for w in windows)
