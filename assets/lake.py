@@ -55,7 +55,9 @@ def bronze_viewing_events(
 ) -> MaterializeResult:
     """Appends the Kafka offsets bronze does not hold yet, exactly once (see spark_jobs/bronze)."""
     path = table_uri(object_store, "bronze_viewing_events")
-    plan = bronze.plan_range(bronze.bronze_next_offsets(path), kafka.watermarks(config.topic))
+    plan = bronze.plan_range(
+        bronze.bronze_next_offsets(path, config.topic), kafka.watermarks(config.topic)
+    )
     if not plan:
         context.log.info("bronze is up to date with Kafka; nothing to ingest")
         return MaterializeResult(metadata={"rows_appended": 0, "uri": path})

@@ -26,7 +26,9 @@ def viewing_events_sensor(
     context: SensorEvaluationContext, kafka: KafkaResource, object_store: ObjectStoreResource
 ):
     path = table_uri(object_store, "bronze_viewing_events")
-    plan = plan_range(bronze_next_offsets(path), kafka.watermarks(topics.VIEWING_EVENTS))
+    plan = plan_range(
+        bronze_next_offsets(path, topics.VIEWING_EVENTS), kafka.watermarks(topics.VIEWING_EVENTS)
+    )
     if not plan:
         return SkipReason("bronze holds every offset of the topic")
     new_events = sum(end - start for start, end in plan.values())

@@ -19,20 +19,27 @@ OffsetRange = dict[int, tuple[int, int]]
 """Kafka partition -> (start offset inclusive, end offset exclusive)."""
 
 
-def bronze_next_offsets(path: str) -> dict[int, int]:
-    """Per partition, the first offset bronze does not hold yet; {} for a missing table.
-    Read with delta-rs, no JVM, so sensors can call it every tick."""
+def bronze_next_offsets(path: str, topic: str) -> dict[int, int]:
+    """Per partition of `topic`, the first offset bronze does not hold yet; {} for a missing
+    table. Only that topic's rows count: another topic's offsets in the same table say nothing
+    about this one (taking them would skip its events). Read with delta-rs, no JVM, so sensors
+    can call it every tick."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     if not path.startswith("s3") and not os.path.isdir(os.path.join(path, "_delta_log")):
         return {}
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
     try:
-        table = DeltaTable(path).to_pyarrow_table(columns=["partition", "offset"])
+        table = (
+            DeltaTable(path)
+            .to_pyarrow_dataset()
+            .to_table(columns=["partition", "offset"], filter=ds.field("topic") == topic)
+        )
     except TableNotFoundError:
         return {}
-    import pyarrow.compute as pc
-
     if table.num_rows == 0:
         return {}
     grouped = table.group_by("partition").aggregate([("offset", "max")])

@@ -58,7 +58,7 @@ def run_bronze(
     """Appends the Kafka offsets bronze does not hold yet (see spark_jobs/bronze)."""
     path = table_uri(store, "bronze_viewing_events")
     watermarks = KafkaResource(bootstrap_servers=bootstrap_servers).watermarks(topic)
-    plan = bronze.plan_range(bronze.bronze_next_offsets(path), watermarks)
+    plan = bronze.plan_range(bronze.bronze_next_offsets(path, topic), watermarks)
     if not plan:
         version = delta_io.version(spark, path) if delta_io.is_delta(spark, path) else None
         return {"bronze_viewing_events": Written(path, 0, version)}

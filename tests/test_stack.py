@@ -63,6 +63,20 @@ def test_killed_broker_recovers_and_keeps_messages(
     assert producer.flush(15) == 0
 
 
+def test_old_record_timestamps_are_not_aged_out(
+    kafka_resource: KafkaResource, unique_topic: str
+) -> None:
+    """Simulated history is stamped with its event times; the local broker must keep it (it
+    had 7-day time retention, which deleted a backfill of last month at its next check)."""
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, unique_topic)
+    admin = kafka_resource.admin()  # kept alive until the answer arrives
+    config = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert config["retention.ms"].value == "-1"
+    assert int(config["retention.bytes"].value) >= 2**30
+
+
 def test_stale_pid_file_is_cleaned(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NETFLIX_ASSETS_STATE", str(tmp_path))
     monkeypatch.setenv("NETFLIX_ASSETS_REDIS_PORT", str(_free_port()))

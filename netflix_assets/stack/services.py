@@ -163,7 +163,11 @@ class KafkaService(Service):
                 "share.coordinator.state.topic.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
-                "log.retention.hours=168",
+                # No time-based retention: simulated history (a backfill of last month) carries
+                # its event times as record timestamps, and a 7-day limit deleted it at the
+                # next retention check, minutes after it was produced. Size bounds the disk.
+                "log.retention.ms=-1",
+                f"log.retention.bytes={2 * 1024**3}",
                 "",
             ]
         )

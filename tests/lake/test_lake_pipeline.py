@@ -94,6 +94,26 @@ def test_second_bronze_run_writes_no_new_version(lake) -> None:
     assert table.version() == 0
 
 
+def test_a_second_topic_in_the_same_bronze_keeps_all_its_offsets(
+    lake, kafka_resource, spark_resource, tmp_path
+) -> None:
+    """Bronze of a second topic starts at that topic's own offsets: before the fix the first
+    topic's (larger) offsets were taken for it, and its first messages were never ingested."""
+    from resources.object_store import ObjectStoreResource
+
+    store = ObjectStoreResource(root=str(tmp_path))
+    resources = {"kafka": kafka_resource, "spark": spark_resource, "object_store": store}
+    assert _bronze(lake["topic"], resources).success
+    other = f"lake-other-{os.getpid()}"
+    kafka_resource.ensure_topics([other], partitions=2)
+    small = produce_simulated(kafka_resource, SimConfig(users=5, titles=3, seed=3), topic=other)
+    assert 0 < small.produced < lake["report"].produced
+    ingested = _bronze(other, resources)
+    assert _meta(ingested, "bronze_viewing_events")["rows_appended"].value == small.produced
+    table = DeltaTable(table_uri(store, "bronze_viewing_events")).to_pyarrow_table()
+    assert table.num_rows == lake["report"].produced + small.produced
+
+
 def test_silver_has_every_valid_event_of_the_day_once(lake) -> None:
     expected = {
         e["event_id"] for e in Simulator(CONFIG).events() if e["event_ts"].startswith("2026-11-01")

@@ -32,7 +32,7 @@ def test_sensor_requests_once_per_new_range(kafka_resource: KafkaResource, tmp_p
 
 
 def test_plan_starts_where_bronze_ends(tmp_path) -> None:
-    assert bronze_next_offsets(str(tmp_path / "no-table")) == {}
+    assert bronze_next_offsets(str(tmp_path / "no-table"), "viewing-events") == {}
     assert plan_range({}, {0: (5, 5), 1: (0, 0)}) == {}  # empty partitions: nothing to read
     assert plan_range({0: 3}, {0: (0, 7), 1: (0, 2)}) == {0: (3, 7), 1: (0, 2)}
     assert plan_range({0: 7}, {0: (0, 7)}) == {}  # bronze is current
