@@ -46,7 +46,7 @@ from resources.spark import SparkResource
 from spark_jobs import qoe_windows
 from spark_jobs.paths import table_uri
 from streaming.flink.redis_sink import ALERTS_INDEX, META
-from streaming.reconcile import Reconciliation, late_copies, reconcile
+from streaming.reconcile import Reconciliation, late_reports, reconcile
 
 GROUP = "streaming"
 JOB_GROUP_ID = "qoe-job"
@@ -229,7 +229,7 @@ def _result_metadata(outcome: Reconciliation, late: int) -> dict[str, MetadataVa
         "windows_only_in_stream": MetadataValue.int(len(outcome.extra_in_stream)),
         "windows_differing": MetadataValue.int(len({m.key for m in outcome.differing})),
         "windows_still_open": MetadataValue.int(outcome.open_windows),
-        "late_copies_left_out": MetadataValue.int(late),
+        "late_reports_applied": MetadataValue.int(late),
     }
     rows = [
         f"| {' / '.join(key)} | missing in stream | | |" for key in outcome.missing_in_stream
@@ -277,18 +277,11 @@ def stream_matches_lake(
         & (F.col("topic") == config.events_topic)
     )
     events = qoe_windows.stream_events(bronze).cache()
-    late = {
-        "qoe_window": late_copies(published, "dropped_from_qoe"),
-        "concurrent_viewers": late_copies(published, "dropped_from_viewers"),
-    }
+    late = late_reports(published)
     frames = {
-        "qoe_window": qoe_windows.qoe_windows(
-            qoe_windows.drop_late_copies(events, late["qoe_window"]), config.qoe_window_ms
-        ),
+        "qoe_window": qoe_windows.qoe_windows(events, config.qoe_window_ms, late=late),
         "concurrent_viewers": qoe_windows.concurrent_viewers(
-            qoe_windows.drop_late_copies(events, late["concurrent_viewers"]),
-            config.viewers_window_ms,
-            config.viewers_slide_ms,
+            events, config.viewers_window_ms, config.viewers_slide_ms, late=late
         ),
     }
     prefix = day.isoformat()
@@ -314,7 +307,7 @@ def stream_matches_lake(
             passed=outcome.ok,
             metadata={
                 "date": MetadataValue.text(prefix),
-                **_result_metadata(outcome, sum(late[kind].values())),
+                **_result_metadata(outcome, len(late)),
             },
         )
     events.unpersist()

@@ -13,9 +13,10 @@ playback_ms), error_rate = errors / attempts.
 Input is every bronze event the stream's own rules accept (its `valid_events` view), not silver's
 stricter contract: the stream counts a re-delivered event again, an event of an unknown type, or
 one missing a device, CDN or country (as 'unknown' / 'ZZ'), so the recomputation does too. Events
-the stream reported as dropped for lateness are taken out by `drop_late_copies`, one copy per
-report. With that, a recomputation over the same Kafka offsets is exact (streaming/reconcile.py
-compares them).
+the stream reported as late are left out of the windows that had fired when they came (one copy
+per report; a sliding window's late event still counts in the windows yet to fire). With that, a
+recomputation over the same Kafka offsets is exact (streaming/reconcile.py compares them) as
+long as the job runs at parallelism 1, where its late reports are exact.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pyspark.sql import functions as F
 
 from spark_jobs.silver import FUTURE_TOLERANCE, classify
 
+LateReport = tuple[str, str]
+"""(event_id, watermark_ts) of one of the stream's late_event records."""
 WINDOW_TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 """RFC 3339 UTC with milliseconds, as the stream writes window bounds (session time zone UTC)."""
 BASE_COLUMNS = (
@@ -87,21 +90,33 @@ def stream_events(bronze: DataFrame) -> DataFrame:
     )
 
 
-def drop_late_copies(events: DataFrame, late: dict[str, int]) -> DataFrame:
-    """Without the copies the stream dropped as late: per event_id, as many copies as it
-    reported, the last to arrive first (a late copy is the one that came after its window
-    closed; an on-time duplicate of it was counted)."""
+def _without_missed_copies(keyed: DataFrame, late: list[LateReport]) -> DataFrame:
+    """Event rows assigned to windows, without the copies the stream reported arriving after
+    that window had fired (its watermark then at or past the window's end - 1 ms): per event
+    and window as many copies as such reports, the last to arrive first (the late copy is the
+    one that came after an on-time duplicate)."""
     if not late:
-        return events
-    reports = events.sparkSession.createDataFrame(list(late.items()), "event_id string, _late long")
-    newest_first = Window.partitionBy("event_id").orderBy(
+        return keyed
+    reports = keyed.sparkSession.createDataFrame(late, "event_id string, watermark_ts string")
+    reports = reports.select(
+        "event_id", F.to_timestamp("watermark_ts", WINDOW_TS_FORMAT).alias("_wm")
+    )
+    missed = (
+        keyed.select("event_id", "window")
+        .distinct()
+        .join(F.broadcast(reports), "event_id")
+        .where(F.col("_wm") >= F.col("window.end") - F.expr("INTERVAL 1 MILLISECOND"))
+        .groupBy("event_id", "window")
+        .agg(F.count("*").alias("_missed"))
+    )
+    newest_first = Window.partitionBy("event_id", "window").orderBy(
         F.col("partition").desc(), F.col("offset").desc()
     )
     return (
-        events.join(F.broadcast(reports), "event_id", "left")
+        keyed.join(missed, ["event_id", "window"], "left")
         .withColumn("_copy", F.row_number().over(newest_first))
-        .where(F.col("_late").isNull() | (F.col("_copy") > F.col("_late")))
-        .drop("_late", "_copy")
+        .where(F.col("_missed").isNull() | (F.col("_copy") > F.col("_missed")))
+        .drop("_missed", "_copy")
     )
 
 
@@ -129,11 +144,15 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
 
 
 def qoe_windows(
-    events: DataFrame, window_ms: int = 300_000, heartbeat_interval_ms: int = 30_000
+    events: DataFrame,
+    window_ms: int = 300_000,
+    heartbeat_interval_ms: int = 30_000,
+    late: list[LateReport] | None = None,
 ) -> DataFrame:
     """Tumbling QoE windows per title x device x cdn x country, the stream's `qoe_window`
-    records (without `kind`)."""
+    records (without `kind`); `late` are the stream's late reports."""
     keyed = events.withColumn("window", F.window("event_ts", _seconds(window_ms)))
+    keyed = _without_missed_copies(keyed, late or [])
     percentiles = [
         F.percentile(_where_type("start", "startup_ms"), F.lit(p)).alias(name)
         for name, p in STARTUP_PERCENTILES.items()
@@ -160,14 +179,18 @@ def qoe_windows(
 
 
 def concurrent_viewers(
-    events: DataFrame, window_ms: int = 60_000, slide_ms: int = 10_000
+    events: DataFrame,
+    window_ms: int = 60_000,
+    slide_ms: int = 10_000,
+    late: list[LateReport] | None = None,
 ) -> DataFrame:
     """Distinct sessions with a start or heartbeat per title in each sliding window, the stream's
-    `concurrent_viewers` records (without `kind`)."""
+    `concurrent_viewers` records (without `kind`); `late` are the stream's late reports."""
     watching = events.where(F.col("event_type").isin("start", "heartbeat"))
     keyed = watching.withColumn(
         "window", F.window("event_ts", _seconds(window_ms), _seconds(slide_ms))
     )
+    keyed = _without_missed_copies(keyed, late or [])
     return (
         keyed.groupBy("title_id", "window")
         .agg(F.countDistinct("session_id").alias("viewers"))

@@ -237,7 +237,8 @@ LATE_EVENT_COLUMNS = """  kind STRING,
   event_ts STRING,
   watermark_ts STRING,
   dropped_from_qoe BOOLEAN,
-  dropped_from_viewers BOOLEAN"""
+  dropped_from_viewers BOOLEAN,
+  late_for_viewers BOOLEAN"""
 
 
 def sink_ddls(cfg: QoeConfig) -> list[str]:
@@ -355,26 +356,34 @@ def _epoch_ms(column: str) -> str:
     )
 
 
-def _last_window_end_fired(size_ms: int, slide_ms: int) -> str:
-    """True when the last window holding the event has fired: Flink drops an event whose last
-    window end - 1 ms is at or below the watermark it meets (windows align to the epoch, UTC)."""
+def _window_fired(size_ms: int, slide_ms: int, which: str) -> str:
+    """True when the event's first or last window has fired: Flink drops an event from every
+    window whose end - 1 ms is at or below the watermark it meets (windows align to the epoch,
+    UTC). The first window holding an event ends at its slide's end, the last one `size` after
+    its slide's start."""
     ms = _epoch_ms("event_ts")
-    last_end = f"({ms} - MOD({ms}, {slide_ms}) + {size_ms})"
-    return f"TO_TIMESTAMP_LTZ({last_end} - 1, 3) <= CURRENT_WATERMARK(event_ts)"
+    start = f"({ms} - MOD({ms}, {slide_ms}))"
+    end = f"({start} + {slide_ms if which == 'first' else size_ms})"
+    return f"TO_TIMESTAMP_LTZ({end} - 1, 3) <= CURRENT_WATERMARK(event_ts)"
 
 
 def late_events_insert(cfg: QoeConfig) -> str:
-    """Events the windows drop as too late. CURRENT_WATERMARK is the watermark right after the
-    source, which is the windows' watermark at parallelism 1 and an upper bound above it (so
-    this can over-report) when a shuffle merges several source subtasks."""
-    qoe_late = _last_window_end_fired(cfg.qoe_window_ms, cfg.qoe_window_ms)
-    viewers_late = "event_type IN ('start', 'heartbeat') AND " + _last_window_end_fired(
-        cfg.viewers_window_ms, cfg.viewers_slide_ms
-    )
+    """Events that reached a window after it had fired: `dropped_from_qoe` (its one QoE window),
+    `dropped_from_viewers` (every viewers window holding it), `late_for_viewers` (at least the
+    first: a sliding window's late event still counts in the windows yet to fire). With
+    `watermark_ts`, a recomputation can leave it out of exactly the windows that missed it.
+    CURRENT_WATERMARK is the watermark right after the source, which is the windows' watermark
+    at parallelism 1 and an upper bound above it (so this can over-report) when a shuffle
+    merges several source subtasks."""
+    qoe_late = _window_fired(cfg.qoe_window_ms, cfg.qoe_window_ms, "last")
+    watching = "event_type IN ('start', 'heartbeat') AND "
+    viewers_dropped = watching + _window_fired(cfg.viewers_window_ms, cfg.viewers_slide_ms, "last")
+    viewers_late = watching + _window_fired(cfg.viewers_window_ms, cfg.viewers_slide_ms, "first")
     return f"""INSERT INTO late_events_sink
 SELECT 'late_event', title_id, event_id, session_id, event_type, {_fmt("event_ts")},
   {_fmt("CURRENT_WATERMARK(event_ts)")},
-  COALESCE({qoe_late}, FALSE), COALESCE({viewers_late}, FALSE)
+  COALESCE({qoe_late}, FALSE), COALESCE({viewers_dropped}, FALSE),
+  COALESCE({viewers_late}, FALSE)
 FROM valid_events
 WHERE ({qoe_late}) OR ({viewers_late})"""
 

@@ -106,11 +106,11 @@ def reconcile(
     return result
 
 
-def late_copies(stream: Iterable[dict[str, Any]], flag: str) -> dict[str, int]:
-    """event_id -> how many of its copies the stream reported dropped as late (`flag` is
-    dropped_from_qoe or dropped_from_viewers): the batch must leave out as many."""
-    counts: dict[str, int] = {}
-    for record in stream:
-        if record.get("kind") == "late_event" and record.get(flag):
-            counts[record["event_id"]] = counts.get(record["event_id"], 0) + 1
-    return counts
+def late_reports(stream: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(event_id, watermark_ts) of every late_event record: the batch leaves each such copy out
+    of the windows that had fired when it came."""
+    return [
+        (str(r["event_id"]), str(r["watermark_ts"]))
+        for r in stream
+        if r.get("kind") == "late_event" and r.get("event_id") and r.get("watermark_ts")
+    ]

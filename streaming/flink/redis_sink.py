@@ -124,7 +124,10 @@ def plan_writes(record: dict[str, Any]) -> list[HashWrite | IndexWrite]:
             IndexWrite(ALERTS_INDEX, record["alert_id"], _epoch_s(end)),
             HashWrite(META, {"last_alert_window_end": end}, 0, "last_alert_window_end"),
         ]
-    if kind == "late_event":
+    if kind == "late_event" and (
+        record.get("dropped_from_qoe") or record.get("dropped_from_viewers")
+    ):
+        # Dropped by a whole pipeline; one only late for some viewers windows still counted.
         return [
             HashWrite(
                 late_key(record["title_id"]), {record["event_id"]: record["event_ts"]}, LATE_TTL_S

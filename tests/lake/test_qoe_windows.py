@@ -12,7 +12,6 @@ import pytest
 
 from spark_jobs.qoe_windows import (
     concurrent_viewers,
-    drop_late_copies,
     qoe_windows,
     stream_events,
 )
@@ -128,10 +127,35 @@ def test_concurrent_viewers_slide(events) -> None:
     assert max(viewers.values()) == 4
 
 
-def test_late_copies_leave_one_by_one(events) -> None:
-    """The stream reported one copy of s0's twice-delivered heartbeat as late: one still counts."""
-    first = by_window(qoe_windows(drop_late_copies(events, {"s0-3": 1, "s9-2": 1})))
-    first = first[("tv", "2026-11-24T20:00:00.000Z")]
+def test_late_copies_leave_only_the_windows_that_had_fired(events) -> None:
+    """The stream reported one copy of s0's twice-delivered heartbeat (31 s) and s9's error as
+    arriving at watermark 20:05:00: both QoE windows of 20:00 had fired, so one heartbeat still
+    counts there; for viewers, only the windows ending by 20:05:00.001 lose that copy."""
+    late = [("s0-3", "2026-11-24T20:05:00.000Z"), ("s9-2", "2026-11-24T20:05:00.000Z")]
+    first = by_window(qoe_windows(events, late=late))[("tv", "2026-11-24T20:00:00.000Z")]
     assert (first["events"], first["playback_ms"], first["errors"]) == (15, 120_000, 0)
     assert first["avg_bitrate_kbps"] == pytest.approx(2500.0)
-    assert by_window(qoe_windows(drop_late_copies(events, {}))) == by_window(qoe_windows(events))
+    assert by_window(qoe_windows(events, late=[])) == by_window(qoe_windows(events))
+    # Twice late: no copy left; reported at an early watermark: nothing left out.
+    twice = [("s0-3", "2026-11-24T20:05:00.000Z")] * 2
+    assert (
+        by_window(qoe_windows(events, late=twice))[("tv", "2026-11-24T20:00:00.000Z")][
+            "playback_ms"
+        ]
+        == 90_000
+    )
+    early = [("s0-3", "2026-11-24T20:04:59.998Z")]
+    assert by_window(qoe_windows(events, late=early)) == by_window(qoe_windows(events))
+
+
+def test_a_late_heartbeat_leaves_only_the_sliding_windows_that_had_fired(events) -> None:
+    """s5's heartbeat at 320 s lies in the windows starting 20:04:30 to 20:05:20; reported late
+    at watermark 20:05:40, it is missing from the two ending by then and counted in the rest."""
+    late = [("s5-1", "2026-11-24T20:05:40.000Z")]
+    full = {r["window_start"]: r["viewers"] for r in concurrent_viewers(events).collect()}
+    got = {r["window_start"]: r["viewers"] for r in concurrent_viewers(events, late=late).collect()}
+    # [270 s, 330 s) and [280 s, 340 s) held s5 alone and had fired; the later ones had not.
+    assert "2026-11-24T20:04:30.000Z" not in got and "2026-11-24T20:04:40.000Z" not in got
+    assert full["2026-11-24T20:04:40.000Z"] == 1
+    assert got["2026-11-24T20:04:50.000Z"] == full["2026-11-24T20:04:50.000Z"] == 2
+    assert got["2026-11-24T20:05:00.000Z"] == full["2026-11-24T20:05:00.000Z"] == 3

@@ -261,8 +261,7 @@ def test_published_windows_reconcile_with_the_lake(
     assert windows.passed and viewers.passed
     assert windows.metadata["windows_matched"].value == len(scenario_run["windows"]) == 6
     assert viewers.metadata["windows_matched"].value == len(scenario_run["viewers"])
-    assert windows.metadata["late_copies_left_out"].value == 2  # late-dropped, late-hb
-    assert viewers.metadata["late_copies_left_out"].value == 1  # late-hb
+    assert windows.metadata["late_reports_applied"].value == len(scenario_run["late"]) >= 2
 
     doctored = {**windows_by_key(scenario_run)[("t2", "mobile", "akamai", "BR", ts(0))]}
     doctored["attempts"] = 4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streaming.reconcile import late_copies, reconcile
+from streaming.reconcile import late_reports, reconcile
 
 
 def window(title: str, start: str, end: str, **metrics) -> dict:
@@ -55,21 +55,11 @@ def test_a_stream_that_published_nothing_fails() -> None:
     assert reconcile("concurrent_viewers", [], []).ok
 
 
-def test_late_copies_count_reports_per_flag() -> None:
+def test_late_reports_are_the_late_event_records() -> None:
     records = [
-        {
-            "kind": "late_event",
-            "event_id": "a",
-            "dropped_from_qoe": True,
-            "dropped_from_viewers": False,
-        },
-        {
-            "kind": "late_event",
-            "event_id": "a",
-            "dropped_from_qoe": True,
-            "dropped_from_viewers": True,
-        },
-        {"kind": "qoe_window", "event_id": "b", "dropped_from_qoe": True},
+        {"kind": "late_event", "event_id": "a", "watermark_ts": "w1"},
+        {"kind": "late_event", "event_id": "a", "watermark_ts": "w2"},
+        {"kind": "qoe_window", "event_id": "b", "watermark_ts": "w3"},
+        {"kind": "late_event", "event_id": "c", "watermark_ts": None},
     ]
-    assert late_copies(records, "dropped_from_qoe") == {"a": 2}
-    assert late_copies(records, "dropped_from_viewers") == {"a": 1}
+    assert late_reports(records) == [("a", "w1"), ("a", "w2")]

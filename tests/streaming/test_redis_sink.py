@@ -42,6 +42,14 @@ def alert(title: str) -> dict:
     }
 
 
+def test_only_events_a_pipeline_dropped_are_kept_as_late() -> None:
+    late = {"kind": "late_event", "title_id": "t1", "event_id": "e1", "event_ts": "x"}
+    flags = {"dropped_from_qoe": False, "dropped_from_viewers": False, "late_for_viewers": True}
+    assert redis_sink.plan_writes({**late, **flags}) == []  # still counted in later windows
+    writes = redis_sink.plan_writes({**late, **flags, "dropped_from_viewers": True})
+    assert writes == [redis_sink.HashWrite("qoe:v1:late:t1", {"e1": "x"}, redis_sink.LATE_TTL_S)]
+
+
 def test_plan_writes_key_layout() -> None:
     writes = redis_sink.plan_writes(viewers("t9", "2026-11-24T20:01:00.000Z", 3))
     assert writes[0] == redis_sink.HashWrite(
