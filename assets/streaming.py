@@ -229,11 +229,15 @@ def _result_metadata(outcome: Reconciliation, late: int) -> dict[str, MetadataVa
         "windows_only_in_stream": MetadataValue.int(len(outcome.extra_in_stream)),
         "windows_differing": MetadataValue.int(len({m.key for m in outcome.differing})),
         "windows_still_open": MetadataValue.int(outcome.open_windows),
+        "windows_republished_differently": MetadataValue.int(len(outcome.republished)),
         "late_reports_applied": MetadataValue.int(late),
     }
     rows = [
         f"| {' / '.join(key)} | missing in stream | | |" for key in outcome.missing_in_stream
     ] + [f"| {' / '.join(key)} | only in stream | | |" for key in outcome.extra_in_stream]
+    rows += [
+        f"| {' / '.join(key)} | published twice, differently | | |" for key in outcome.republished
+    ]
     rows += [
         f"| {' / '.join(m.key)} | {m.field} | {m.stream} | {m.batch} |" for m in outcome.differing
     ]

@@ -38,10 +38,16 @@ class Reconciliation:
     missing_in_stream: list[tuple[str, ...]] = field(default_factory=list)
     extra_in_stream: list[tuple[str, ...]] = field(default_factory=list)
     differing: list[Mismatch] = field(default_factory=list)
+    republished: list[tuple[str, ...]] = field(default_factory=list)
+    """Windows the stream published more than once with different values (a replay after a
+    restore that lost the watermark can emit a partial second result); identical copies from
+    at-least-once replays are harmless and not listed."""
 
     @property
     def ok(self) -> bool:
-        return not (self.missing_in_stream or self.extra_in_stream or self.differing)
+        return not (
+            self.missing_in_stream or self.extra_in_stream or self.differing or self.republished
+        )
 
     @property
     def compared(self) -> int:
@@ -78,9 +84,16 @@ def reconcile(
     Batch windows ending after `closed_until` are open. Its default is the last window end the
     stream published; when it published none, every batch window counts as missing rather than
     open (a stream that lost everything must not pass)."""
-    published = {window_key(kind, r): r for r in stream if r.get("kind", kind) == kind}
-    batch = list(batch)
     result = Reconciliation(kind)
+    published: dict[tuple[str, ...], dict[str, Any]] = {}
+    for record in stream:
+        if record.get("kind", kind) != kind:
+            continue
+        key = window_key(kind, record)
+        if key in published and published[key] != record and key not in result.republished:
+            result.republished.append(key)
+        published[key] = record
+    batch = list(batch)
     if closed_until is None:
         source = published.values() if published else batch
         closed_until = max((str(r["window_end"]) for r in source), default="")

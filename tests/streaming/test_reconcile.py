@@ -63,3 +63,12 @@ def test_late_reports_are_the_late_event_records() -> None:
         {"kind": "late_event", "event_id": "c", "watermark_ts": None},
     ]
     assert late_reports(records) == [("a", "w1"), ("a", "w2")]
+
+
+def test_a_window_published_twice_differently_fails_identical_copies_do_not() -> None:
+    batch = [window("t1", "10:00", "10:01", viewers=3)]
+    twice = [window("t1", "10:00", "10:01", viewers=3)] * 2
+    assert reconcile("concurrent_viewers", twice, batch).ok
+    partial = [window("t1", "10:00", "10:01", viewers=3), window("t1", "10:00", "10:01", viewers=1)]
+    outcome = reconcile("concurrent_viewers", partial, batch)
+    assert not outcome.ok and outcome.republished == [("t1", "10:00")]
