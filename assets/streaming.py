@@ -25,6 +25,7 @@ from dagster import (
     AssetSpec,
     Config,
     DefaultScheduleStatus,
+    Failure,
     MetadataValue,
     ScheduleDefinition,
     SensorEvaluationContext,
@@ -43,7 +44,7 @@ from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
-from spark_jobs import qoe_windows
+from spark_jobs import delta_io, qoe_windows
 from spark_jobs.paths import table_uri
 from streaming.flink.redis_sink import ALERTS_INDEX, META
 from streaming.reconcile import Reconciliation, late_reports, reconcile
@@ -269,12 +270,14 @@ def stream_matches_lake(
 ) -> Iterator[AssetCheckResult]:
     """A day's QoE windows and viewer counts as published vs as recomputed from the lake."""
     day = config.day()
+    session, path = spark.get_session(), table_uri(object_store, "bronze_viewing_events")
+    if not delta_io.is_delta(session, path):
+        raise Failure(
+            f"no bronze_viewing_events table at {path}: materialize bronze_viewing_events "
+            "first; the stream is compared with what the lake ingested"
+        )
     published = _published(kafka, config.aggregates_topic, day)
-    bronze = (
-        spark.get_session()
-        .read.format("delta")
-        .load(table_uri(object_store, "bronze_viewing_events"))
-    )
+    bronze = session.read.format("delta").load(path)
     slack = timedelta(days=config.arrival_slack_days)
     bronze = bronze.where(
         F.col("kafka_date").between(F.lit(day - slack), F.lit(day + slack))

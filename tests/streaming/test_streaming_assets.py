@@ -53,3 +53,30 @@ def test_sensor_observes_the_real_stack(
     assert observed == set(streaming.STREAM_ASSET_KEYS)
     for event in result.asset_events:
         assert event.metadata["job_consumer_lag"].value >= 0
+
+
+def test_reconciliation_without_bronze_names_the_fix(spark_resource, tmp_path) -> None:
+    """Bronze is looked for before the broker is read, so no stack is needed here."""
+    from dagster import DagsterInstance
+
+    from assets import streaming
+    from resources.object_store import ObjectStoreResource
+
+    defs = Definitions(
+        assets=streaming.ASSETS,
+        asset_checks=streaming.CHECKS,
+        jobs=streaming.JOBS,
+        resources={
+            "kafka": KafkaResource(bootstrap_servers="127.0.0.1:9"),
+            "spark": spark_resource,
+            "object_store": ObjectStoreResource(root=str(tmp_path)),
+        },
+    )
+    result = defs.resolve_job_def("stream_reconciliation_job").execute_in_process(
+        run_config={"ops": {"stream_matches_lake": {"config": {"date": "2026-11-24"}}}},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("stream_matches_lake")
+    assert "materialize bronze_viewing_events first" in failure.error.message
