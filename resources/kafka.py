@@ -118,16 +118,24 @@ class KafkaResource(ConfigurableResource):
             if not todo:
                 return
             consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
-            deadline = time.monotonic() + max(self.request_timeout_s, 1.0) * 6
+            patience = max(self.request_timeout_s, 1.0) * 6
+            deadline = time.monotonic() + patience
             while todo and time.monotonic() < deadline:
                 message = consumer.poll(0.5)
-                if message is not None and not message.error():
-                    deadline = time.monotonic() + max(self.request_timeout_s, 1.0) * 6
-                    yield message.value()
-                positions = consumer.position([TopicPartition(topic, p) for p in todo])
-                for tp in positions:
-                    if tp.offset >= ends[tp.partition]:
-                        todo.pop(tp.partition)
+                if message is None or message.error():
+                    # Nothing delivered: markers may sit at the end, so ask where we are.
+                    done = [
+                        tp.partition
+                        for tp in consumer.position([TopicPartition(topic, p) for p in todo])
+                        if tp.offset >= ends[tp.partition]
+                    ]
+                    for partition in done:
+                        todo.pop(partition)
+                    continue
+                deadline = time.monotonic() + patience
+                yield message.value()
+                if message.offset() + 1 >= ends[message.partition()]:
+                    todo.pop(message.partition(), None)
             if todo:
                 raise TimeoutError(
                     f"reading {topic}: partitions {sorted(todo)} stopped short of their end "

@@ -128,37 +128,10 @@ def produce(bootstrap: str, topic: str, messages: list[dict[str, Any] | bytes]) 
 
 def read_all(bootstrap: str, topic: str, read_committed: bool = True) -> list[dict[str, Any]]:
     """Every message of a topic, decoded, read up to its end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"qoe-test-reader-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        }
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        partitions = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
-        ends = {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions
-        }
-        consumer.assign(partitions)
-        records: list[dict[str, Any]] = []
-        positions = dict.fromkeys(ends, 0)
-        deadline = time.monotonic() + 30
-        while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                if read_committed:
-                    # Transaction markers occupy offsets without ever being delivered.
-                    positions = {tp.partition: tp.offset for tp in consumer.position(partitions)}
-                continue
-            positions[msg.partition()] = msg.offset() + 1
-            records.append(json.loads(msg.value()))
-        return records
-    finally:
-        consumer.close()
+    from resources.kafka import KafkaResource
+
+    kafka = KafkaResource(bootstrap_servers=bootstrap)
+    return [json.loads(v) for v in kafka.read_since(topic, 0, read_committed=read_committed)]
 
 
 def committed_offset(bootstrap: str, topic: str, group_id: str) -> int:
