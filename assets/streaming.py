@@ -44,9 +44,10 @@ from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
-from spark_jobs import delta_io, qoe_windows
+from spark_jobs import delta_io, qoe_windows, silver
 from spark_jobs.paths import table_uri
 from streaming.flink.redis_sink import ALERTS_INDEX, META
+from streaming.qoe_sql import QoeConfig
 from streaming.reconcile import Reconciliation, late_reports, reconcile
 
 GROUP = "streaming"
@@ -194,9 +195,9 @@ class StreamReconciliationConfig(Config):
     date: str = Field(default="", description="UTC date YYYY-MM-DD; empty: yesterday.")
     events_topic: str = topics.VIEWING_EVENTS
     aggregates_topic: str = topics.QOE_AGGREGATES
-    qoe_window_ms: int = 300_000
-    viewers_window_ms: int = 60_000
-    viewers_slide_ms: int = 10_000
+    qoe_window_ms: int = QoeConfig.qoe_window_ms
+    viewers_window_ms: int = QoeConfig.viewers_window_ms
+    viewers_slide_ms: int = QoeConfig.viewers_slide_ms
     arrival_slack_days: int = Field(
         default=1,
         description="Bronze is read for Kafka dates this many days either side of the date: "
@@ -278,10 +279,8 @@ def stream_matches_lake(
         )
     published = _published(kafka, config.aggregates_topic, day)
     bronze = session.read.format("delta").load(path)
-    slack = timedelta(days=config.arrival_slack_days)
-    bronze = bronze.where(
-        F.col("kafka_date").between(F.lit(day - slack), F.lit(day + slack))
-        & (F.col("topic") == config.events_topic)
+    bronze = silver.bronze_window(bronze, day, config.arrival_slack_days).where(
+        F.col("topic") == config.events_topic
     )
     events = qoe_windows.stream_events(bronze).cache()
     late = late_reports(published)

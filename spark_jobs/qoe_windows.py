@@ -25,6 +25,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.silver import FUTURE_TOLERANCE, classify
+from streaming.events import HEARTBEAT_INTERVAL_MS
+from streaming.qoe_sql import STARTUP_PERCENTILES, UNKNOWN_COUNTRY, UNKNOWN_DIMENSION, QoeConfig
 
 LateReport = tuple[str, str]
 """(event_id, watermark_ts) of one of the stream's late_event records."""
@@ -39,7 +41,6 @@ BASE_COLUMNS = (
     "partition",
     "offset",
 )
-STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
 QOE_WINDOW_COLUMNS = (
     # the order of the stream's qoe_window records
     "title_id",
@@ -80,9 +81,9 @@ def stream_events(bronze: DataFrame) -> DataFrame:
         )
         .select(
             *BASE_COLUMNS,
-            F.coalesce("device", F.lit("unknown")).alias("device"),
-            F.coalesce("cdn", F.lit("unknown")).alias("cdn"),
-            F.coalesce("country", F.lit("ZZ")).alias("country"),
+            F.coalesce("device", F.lit(UNKNOWN_DIMENSION)).alias("device"),
+            F.coalesce("cdn", F.lit(UNKNOWN_DIMENSION)).alias("cdn"),
+            F.coalesce("country", F.lit(UNKNOWN_COUNTRY)).alias("country"),
             "bitrate_kbps",
             "startup_ms",
             "stall_ms",
@@ -120,8 +121,13 @@ def _without_missed_copies(keyed: DataFrame, late: list[LateReport]) -> DataFram
     )
 
 
-def _seconds(ms: int) -> str:
-    return f"{ms / 1000:g} seconds"
+def _windowed(
+    events: DataFrame, size_ms: int, slide_ms: int, late: list[LateReport] | None
+) -> DataFrame:
+    """Each event in every window holding it (Spark's window() aligns to the epoch, as Flink's
+    window TVFs do), less the copies the stream reported too late for that window."""
+    window = F.window("event_ts", f"{size_ms / 1000:g} seconds", f"{slide_ms / 1000:g} seconds")
+    return _without_missed_copies(events.withColumn("window", window), late or [])
 
 
 def _bounds() -> list[Column]:
@@ -145,14 +151,13 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
 
 def qoe_windows(
     events: DataFrame,
-    window_ms: int = 300_000,
-    heartbeat_interval_ms: int = 30_000,
+    window_ms: int = QoeConfig.qoe_window_ms,
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
     late: list[LateReport] | None = None,
 ) -> DataFrame:
     """Tumbling QoE windows per title x device x cdn x country, the stream's `qoe_window`
     records (without `kind`); `late` are the stream's late reports."""
-    keyed = events.withColumn("window", F.window("event_ts", _seconds(window_ms)))
-    keyed = _without_missed_copies(keyed, late or [])
+    keyed = _windowed(events, window_ms, window_ms, late)
     percentiles = [
         F.percentile(_where_type("start", "startup_ms"), F.lit(p)).alias(name)
         for name, p in STARTUP_PERCENTILES.items()
@@ -180,17 +185,14 @@ def qoe_windows(
 
 def concurrent_viewers(
     events: DataFrame,
-    window_ms: int = 60_000,
-    slide_ms: int = 10_000,
+    window_ms: int = QoeConfig.viewers_window_ms,
+    slide_ms: int = QoeConfig.viewers_slide_ms,
     late: list[LateReport] | None = None,
 ) -> DataFrame:
     """Distinct sessions with a start or heartbeat per title in each sliding window, the stream's
     `concurrent_viewers` records (without `kind`); `late` are the stream's late reports."""
     watching = events.where(F.col("event_type").isin("start", "heartbeat"))
-    keyed = watching.withColumn(
-        "window", F.window("event_ts", _seconds(window_ms), _seconds(slide_ms))
-    )
-    keyed = _without_missed_copies(keyed, late or [])
+    keyed = _windowed(watching, window_ms, slide_ms, late)
     return (
         keyed.groupBy("title_id", "window")
         .agg(F.countDistinct("session_id").alias("viewers"))

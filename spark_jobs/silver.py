@@ -39,12 +39,11 @@ FUTURE_TOLERANCE = "INTERVAL 1 DAY"
 """An event more than this ahead of its Kafka timestamp has a broken clock."""
 
 
-def bronze_window(bronze: DataFrame, day: date) -> DataFrame:
+def bronze_window(bronze: DataFrame, day: date, slack_days: int = 1) -> DataFrame:
     """Bronze rows that can hold events of `day`: Kafka timestamps are event times, so a day of
     slack on each side covers clock skew and events crossing midnight."""
-    return bronze.where(
-        F.col("kafka_date").between(F.lit(day - timedelta(days=1)), F.lit(day + timedelta(days=1)))
-    )
+    slack = timedelta(days=slack_days)
+    return bronze.where(F.col("kafka_date").between(F.lit(day - slack), F.lit(day + slack)))
 
 
 def _reason(m: Column, ts: Column) -> Column:

@@ -20,6 +20,10 @@ STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
 FUTURE_TOLERANCE_MS = 86_400_000
 """An event time more than a day ahead of its Kafka timestamp is a broken clock (as in silver)."""
 
+UNKNOWN_DIMENSION = "unknown"
+UNKNOWN_COUNTRY = "ZZ"
+"""What a missing device or CDN, and a missing country, are counted as."""
+
 # RFC 3339 UTC with milliseconds, the format of the event contract's event_ts.
 TS_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
 
@@ -160,9 +164,9 @@ def valid_events_view() -> str:
     return f"""CREATE TEMPORARY VIEW valid_events AS
 SELECT
   event_id, session_id, title_id, event_type, row_ts AS event_ts,
-  COALESCE(device, 'unknown') AS device,
-  COALESCE(cdn, 'unknown') AS cdn,
-  COALESCE(country, 'ZZ') AS country,
+  COALESCE(device, '{UNKNOWN_DIMENSION}') AS device,
+  COALESCE(cdn, '{UNKNOWN_DIMENSION}') AS cdn,
+  COALESCE(country, '{UNKNOWN_COUNTRY}') AS country,
   bitrate_kbps, startup_ms, stall_ms
 FROM viewing_events
 WHERE event_ts IS NOT NULL AND session_id IS NOT NULL AND title_id IS NOT NULL
