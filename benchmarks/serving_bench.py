@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -170,18 +171,32 @@ def main() -> None:
             f"({client.info('memory')['used_memory_human']})"
         )
 
-        # Baseline: the same computation in process, no HTTP and no Redis.
+        # Baseline: the same computation in process, no HTTP and no Redis; once with the ranker
+        # the service uses (compiled) and once with LightGBM's own predict, interleaved.
         loaded = bundle.load("A", releases[0], store)
+        plain = dataclasses.replace(
+            loaded,
+            scorer=ranker.Scorer(
+                lambda rows, b=loaded.booster: ranker.predict(b, rows), "lightgbm"
+            ),
+        )
         rng = np.random.default_rng(5)
-        compute = []
-        for _ in range(2000):
+        compute, compute_lgb = [], []
+        for i in range(4000):
             u = int(rng.integers(args.users))
             seen = [f"t{t}" for t in rng.integers(0, args.titles, 20)]
             started = time.perf_counter()
-            recommend(loaded, f"u{u}", {"u_interactions_28d": "12"}, seen, 20)
-            compute.append(time.perf_counter() - started)
-        print(f"in-process recommend() (baseline): {percentiles(compute)}")
-        del loaded
+            recommend(plain if i % 2 else loaded, f"u{u}", {"u_interactions_28d": "12"}, seen, 20)
+            (compute_lgb if i % 2 else compute).append(time.perf_counter() - started)
+        print(
+            f"in-process recommend(), {loaded.scorer.engine} ranker (baseline): "
+            f"{percentiles(compute)}"
+        )
+        print(
+            f"in-process recommend(), LightGBM predict: {percentiles(compute_lgb)}; "
+            f"p50 ratio {np.percentile(compute_lgb, 50) / np.percentile(compute, 50):.2f}"
+        )
+        del loaded, plain
 
         manifest = Path(root) / "release.json"
         manifest.write_text(json.dumps(releases[0]))

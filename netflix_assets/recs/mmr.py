@@ -21,14 +21,20 @@ def mmr(scores: np.ndarray, embeddings: np.ndarray, k: int, lam: float = 0.7) ->
     relevance = np.asarray(scores, dtype=np.float64)
     spread = relevance.max() - relevance.min()
     relevance = (relevance - relevance.min()) / spread if spread > 0 else np.zeros(n)
-    max_sim = np.full(n, -np.inf)
+    # All pairwise similarities in one product: each pick then costs a few length-n operations
+    # instead of a matrix-vector product.
+    sims = unit @ unit.T
+    gain = lam * relevance
+    value = gain.copy()
+    max_sim: np.ndarray | None = None
     chosen: list[int] = []
-    available = np.ones(n, dtype=bool)
     for _ in range(k):
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        value = np.where(available, lam * relevance - (1 - lam) * penalty, -np.inf)
         pick = int(np.argmax(value))
         chosen.append(pick)
-        available[pick] = False
-        max_sim = np.maximum(max_sim, unit @ unit[pick])
+        # Max similarity to the picks so far; before the first pick there is no penalty.
+        max_sim = (
+            sims[pick].astype(np.float64) if max_sim is None else np.maximum(max_sim, sims[pick])
+        )
+        value = gain - (1 - lam) * max_sim
+        value[chosen] = -np.inf
     return chosen

@@ -16,6 +16,11 @@ The label is 1 when the user interacted with the candidate in the label period, 
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -31,6 +36,8 @@ TITLE_FEATURES = (
 )
 USER_FEATURES = ("u_interactions_28d", "u_mean_weight", "u_days_since_last", "u_completion_rate")
 FEATURES = ("als_score", "candidate_rank", *TITLE_FEATURES, *USER_FEATURES)
+
+log = logging.getLogger(__name__)
 
 
 def _groups(frame: pd.DataFrame) -> np.ndarray:
@@ -81,3 +88,63 @@ def save(booster: lgb.Booster, path: str | Path) -> Path:
 
 def load(path: str | Path) -> lgb.Booster:
     return lgb.Booster(model_file=str(path))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The ranker as the serving path calls it: `score(rows)` for a FEATURES matrix.
+
+    `engine` says what computes the scores: "lleaves" (the booster compiled to machine code by
+    LLVM, about 10x faster than LightGBM's own tree walk on 500 rows x 100 trees, which was the
+    largest share of a request) or "lightgbm" (the fallback when compilation is unavailable).
+    """
+
+    score: Callable[[np.ndarray], np.ndarray]
+    engine: str
+
+
+PROBE_ROWS = 512
+
+
+def _probe(booster: lgb.Booster, seed: int = 0) -> np.ndarray:
+    """Rows that reach many leaves: each feature drawn around the booster's own split values."""
+    rng = np.random.default_rng(seed)
+    trees = booster.trees_to_dataframe()
+    rows = rng.normal(0.0, 100.0, (PROBE_ROWS, booster.num_feature()))
+    splits = trees.dropna(subset=["threshold"])
+    for i, name in enumerate(booster.feature_name()):
+        values = splits.loc[splits["split_feature"] == name, "threshold"].to_numpy(float)
+        if values.size:
+            rows[:, i] = rng.choice(values, PROBE_ROWS) + rng.normal(0.0, 1e-3, PROBE_ROWS)
+    return rows
+
+
+def compile_scorer(booster: lgb.Booster) -> Scorer:
+    """A Scorer for serving, compiled with lleaves when it is available.
+
+    The compiled forest is checked against LightGBM on probe rows spread over the booster's split
+    values; a difference beyond float rounding raises, so a miscompiled ranker is never served.
+    """
+    try:
+        import lleaves
+    except ImportError as exc:  # an install without the compiler still serves, more slowly
+        log.warning("lleaves unavailable (%s); ranking with LightGBM", exc)
+        return Scorer(lambda rows: predict(booster, rows), "lightgbm")
+    fd, path = tempfile.mkstemp(suffix=".txt", prefix="ranker-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(booster.model_to_string())
+        model = lleaves.Model(model_file=path)
+        model.compile()
+    finally:
+        os.unlink(path)
+    probe = _probe(booster)
+    expected = booster.predict(probe, num_threads=1)
+    got = model.predict(probe, n_jobs=1)
+    if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
+        worst = int(np.argmax(np.abs(got - expected)))
+        raise ValueError(
+            f"compiled ranker differs from LightGBM on probe row {worst}: "
+            f"{got[worst]!r} vs {expected[worst]!r}"
+        )
+    return Scorer(lambda rows: model.predict(rows, n_jobs=1), "lleaves")

@@ -74,6 +74,7 @@ def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> Fast
         return {
             "status": "ok" if ok else "unavailable",
             "model_version": bundle.version if bundle else None,
+            "ranker_engine": bundle.scorer.engine if bundle else None,
             "redis": redis_ok,
             "last_load_error": store.last_error,
         }

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
 from resources.object_store import ObjectStoreResource
@@ -52,6 +53,7 @@ class Bundle:
     title_factors: np.ndarray
     titles: TitleTable
     booster: lgb.Booster
+    scorer: ranker.Scorer
 
     def user(self, user_id: str) -> int | None:
         """The user's row, by binary search over the sorted ids (no 1M-entry dict to build
@@ -93,6 +95,7 @@ class Bundle:
             title_factors=np.ascontiguousarray(title_factors, dtype=np.float32),
             titles=titles,
             booster=booster,
+            scorer=ranker.compile_scorer(booster),
         )
 
 

@@ -64,7 +64,7 @@ def recommend(
     if cand.size == 0:
         return cold_start(bundle, seen_idx, k)
     rows = two_stage.feature_rows(cand, als_scores, bundle.titles, two_stage.user_vector(features))
-    scores = ranker.predict(bundle.booster, rows)
+    scores = bundle.scorer.score(rows)
     picked, picked_scores = two_stage.diversify(cand, scores, bundle.title_factors, k)
     because = two_stage.because_of(picked, seen_idx, bundle.title_factors)
     items = [

@@ -210,3 +210,56 @@ def test_ranker_learns_a_planted_signal(tmp_path) -> None:
     assert top1_relevance(scores) > top1_relevance(test["als_score"].to_numpy()) + 0.8
     with pytest.raises(ValueError, match="contiguous"):
         ranker.train(pd.concat([train.head(3), train.iloc[40:43], train.iloc[3:6]]), rounds=1)
+
+
+def test_candidates_are_the_exact_top_n_unseen() -> None:
+    from netflix_assets.recs.two_stage import candidates
+
+    rng = np.random.default_rng(4)
+    title_factors = rng.normal(size=(5000, 8)).astype(np.float32)
+    title_factors[100:140] = title_factors[7]  # 41 titles tied with title 7
+    user = title_factors[7].copy()
+    seen = np.array([7, 120, 4999, 120])
+    got, scores = candidates(user, title_factors, seen, 60)
+
+    expected_scores = title_factors @ user
+    expected_scores[seen] = -np.inf
+    order = np.lexsort((np.arange(5000), -expected_scores))[:60]  # by score, ties by index
+    assert got.tolist() == order.tolist()
+    assert np.array_equal(scores, expected_scores[order])
+    assert not set(got.tolist()) & set(seen.tolist())
+    # Asking for more than the unseen titles returns all of them.
+    small = title_factors[:10]
+    every, _ = candidates(small[0], small, np.array([0, 3]), 500)
+    assert sorted(every.tolist()) == [1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_compiled_ranker_scores_like_lightgbm(monkeypatch) -> None:
+    import lleaves
+
+    from netflix_assets.recs import ranker
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.random((3000, len(ranker.FEATURES))), columns=list(ranker.FEATURES))
+    frame["label"] = (frame["als_score"] + frame["t_trend"] > 1.1).astype(int)
+    frame["group"] = np.repeat(np.arange(100), 30)
+    booster = ranker.train(frame, rounds=40)
+
+    scorer = ranker.compile_scorer(booster)
+    assert scorer.engine == "lleaves"
+    rows = rng.random((500, len(ranker.FEATURES))).astype(np.float32)
+    expected = ranker.predict(booster, rows)
+    assert np.allclose(scorer.score(rows), expected, rtol=1e-9, atol=1e-12)
+    assert np.ptp(expected) > 0  # the rows reach different leaves
+
+    # A compiler that gets one leaf wrong is refused, not served.
+    real = lleaves.Model.predict
+
+    def off_by_a_little(self, data, n_jobs=None):
+        out = real(self, data, n_jobs)
+        out[3] += 1e-3
+        return out
+
+    monkeypatch.setattr(lleaves.Model, "predict", off_by_a_little)
+    with pytest.raises(ValueError, match="compiled ranker differs from LightGBM on probe row 3"):
+        ranker.compile_scorer(booster)

@@ -98,6 +98,7 @@ def test_no_release_answers_503_then_serves(service, object_store) -> None:
     assert store.refresh()
     health = http.get("/healthz").json()
     assert health["status"] == "ok" and health["model_version"] == "v1"
+    assert health["ranker_engine"] == "lleaves"
 
 
 def test_auth_and_bad_input(service, object_store) -> None:
