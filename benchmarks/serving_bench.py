@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import subprocess
@@ -232,6 +233,10 @@ def main() -> None:
                 time.sleep(0.5)
             else:
                 raise SystemExit("server did not become healthy")
+            # The measuring side must not add pauses of its own: a full collection of this
+            # process's heap (pandas, LightGBM, the releases) stalls every request in flight and
+            # would be counted as server latency. Freeze what exists now.
+            gc.freeze()
             # Warm-up, not counted.
             asyncio.run(load(args.port, 50, 3, args.users, 1e9, lambda: None))
 

@@ -216,12 +216,19 @@ def train(partition: str | None) -> None:
 )
 def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> None:
     """Serve recommendations over HTTP from the latest recommender_release (hot-swapped)."""
+    import gc
     import os
 
     # One BLAS/OpenMP thread: a request's matrix work is too small to split, and spare BLAS
     # threads spin on the cores the event loop and Redis need (p99 suffered 10x on 2 cores).
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    # The release poller is the only other Python thread. While it loads a release (about a
+    # second of CPU), each time the event loop waits on a socket the poller takes the GIL for
+    # up to the switch interval; at the default 5 ms a request pays that several times, and the
+    # benchmark's swap window reached p99 1.06 s. At 0.5 ms the loop gets the GIL back quickly;
+    # with no load running there is no contention, so nothing changes.
+    sys.setswitchinterval(0.0005)
     import uvicorn
 
     from netflix_assets.serving import bundle
@@ -253,6 +260,12 @@ def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> N
         )
     store.start()
     app = create_app(store, RedisResource().client(), auth)
+    # Loading a release allocates enough objects to start a full collection, which walked the
+    # ~320k objects of the imports and the first bundle with the GIL held: 158 ms, measured in
+    # the middle of a swap under load. Frozen, they are skipped by every later collection
+    # (4 ms for the same swap); they are long-lived anyway, and freeing by reference count is
+    # unaffected.
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
