@@ -175,12 +175,7 @@ def main() -> None:
         # Baseline: the same computation in process, no HTTP and no Redis; once with the ranker
         # the service uses (compiled) and once with LightGBM's own predict, interleaved.
         loaded = bundle.load("A", releases[0], store)
-        plain = dataclasses.replace(
-            loaded,
-            scorer=ranker.Scorer(
-                lambda rows, b=loaded.booster: ranker.predict(b, rows), "lightgbm"
-            ),
-        )
+        plain = dataclasses.replace(loaded, scorer=ranker.lightgbm_scorer(loaded.booster))
         rng = np.random.default_rng(5)
         compute, compute_lgb = [], []
         for i in range(4000):

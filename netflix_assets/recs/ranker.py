@@ -106,6 +106,11 @@ class Scorer:
 PROBE_ROWS = 512
 
 
+def lightgbm_scorer(booster: lgb.Booster) -> Scorer:
+    """LightGBM's own predict as a Scorer (the fallback, and the benchmark's baseline)."""
+    return Scorer(lambda rows: predict(booster, rows), "lightgbm")
+
+
 def _probe(booster: lgb.Booster, seed: int = 0) -> np.ndarray:
     """Rows that reach many leaves: each feature drawn around the booster's own split values."""
     rng = np.random.default_rng(seed)
@@ -129,7 +134,7 @@ def compile_scorer(booster: lgb.Booster) -> Scorer:
         import lleaves
     except ImportError as exc:  # an install without the compiler still serves, more slowly
         log.warning("lleaves unavailable (%s); ranking with LightGBM", exc)
-        return Scorer(lambda rows: predict(booster, rows), "lightgbm")
+        return lightgbm_scorer(booster)
     fd, path = tempfile.mkstemp(suffix=".txt", prefix="ranker-")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -139,7 +144,7 @@ def compile_scorer(booster: lgb.Booster) -> Scorer:
     finally:
         os.unlink(path)
     probe = _probe(booster)
-    expected = booster.predict(probe, num_threads=1)
+    expected = predict(booster, probe)
     got = model.predict(probe, n_jobs=1)
     if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
         worst = int(np.argmax(np.abs(got - expected)))
