@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import lightgbm as lgb
 import numpy as np
 import orjson
 import pandas as pd
@@ -34,7 +35,7 @@ from netflix_assets import settings
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
-from netflix_assets.serving import bundle
+from netflix_assets.serving import prepared
 from netflix_assets.serving.recommender import recommend
 from resources.object_store import ObjectStoreResource
 
@@ -174,8 +175,11 @@ def main() -> None:
 
         # Baseline: the same computation in process, no HTTP and no Redis; once with the ranker
         # the service uses (compiled) and once with LightGBM's own predict, interleaved.
-        loaded = bundle.load("A", releases[0], store)
-        plain = dataclasses.replace(loaded, scorer=ranker.lightgbm_scorer(loaded.booster))
+        t0 = time.perf_counter()
+        loaded = prepared.load("A", releases[0], store, Path(root) / "in-process")
+        print(f"release A prepared and opened in process in {time.perf_counter() - t0:.2f} s")
+        booster = lgb.Booster(model_str=store.get_bytes(releases[0]["ranker_key"]).decode())
+        plain = dataclasses.replace(loaded, scorer=ranker.lightgbm_scorer(booster))
         rng = np.random.default_rng(5)
         compute, compute_lgb = [], []
         for i in range(4000):
@@ -192,7 +196,7 @@ def main() -> None:
             f"in-process recommend(), LightGBM predict: {percentiles(compute_lgb)}; "
             f"p50 ratio {np.percentile(compute_lgb, 50) / np.percentile(compute, 50):.2f}"
         )
-        del loaded, plain
+        del loaded, plain, booster
 
         manifest = Path(root) / "release.json"
         manifest.write_text(json.dumps(releases[0]))
@@ -214,6 +218,8 @@ def main() -> None:
                 str(args.port),
                 "--poll-seconds",
                 "1",
+                "--release-dir",
+                str(Path(root) / "served"),
             ],
             env=env,
         )
@@ -259,6 +265,22 @@ def main() -> None:
             lat for t, lat in zip(sent, latencies, strict=True) if switch - 1 <= t <= switch + 5
         ]
         print(f"requests sent from 1 s before to 5 s after the swap: {percentiles(near)}")
+        away = [
+            lat for t, lat in zip(sent, latencies, strict=True) if not switch - 1 <= t <= switch + 5
+        ]
+        print(f"all other requests: {percentiles(away)}")
+    start = min(sent)
+    slow = sorted(
+        ((lat, t - start) for t, lat in zip(sent, latencies, strict=True) if lat > 0.010),
+        reverse=True,
+    )
+    print(
+        f"requests over 10 ms: {len(slow)}; slowest at (s after start): "
+        + ", ".join(f"{at:.1f}s {lat * 1000:.0f}ms" for lat, at in slow[:8])
+    )
+    if switch is not None:
+        changed = min(sent) + args.seconds / 2
+        print(f"first request answered by B was sent {switch - changed:.2f} s after the swap")
     print(
         f"model swap A->B half-way: {'observed' if switch else 'NOT observed'}; "
         f"last version served {sorted(versions)[-1][1] if versions else '-'}"

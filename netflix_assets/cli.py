@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from netflix_assets import settings
 from netflix_assets.settings import REPO_ROOT
 from netflix_assets.stack import manager
 from netflix_assets.stack.errors import StackError
@@ -214,7 +215,16 @@ def train(partition: str | None) -> None:
     default=None,
     help="Serve the release this JSON manifest names instead of the instance's latest.",
 )
-def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> None:
+@click.option(
+    "--release-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where prepared releases are kept (this server's own; default: under the state folder, "
+    "one per host and port).",
+)
+def serve(
+    host: str, port: int, poll_seconds: float, manifest: Path | None, release_dir: Path | None
+) -> None:
     """Serve recommendations over HTTP from the latest recommender_release (hot-swapped)."""
     import gc
     import os
@@ -223,11 +233,11 @@ def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> N
     # threads spin on the cores the event loop and Redis need (p99 suffered 10x on 2 cores).
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
-    # The release poller is the only other Python thread. While it loads a release (about a
-    # second of CPU), each time the event loop waits on a socket the poller takes the GIL for
-    # up to the switch interval; at the default 5 ms a request pays that several times, and the
-    # benchmark's swap window reached p99 1.06 s. At 0.5 ms the loop gets the GIL back quickly;
-    # with no load running there is no contention, so nothing changes.
+    # The release poller is the only other Python thread. A release is prepared in a child
+    # process, but opening it still runs Python here; each time the event loop waits on a socket
+    # the poller may take the GIL for up to the switch interval (5 ms by default, paid several
+    # times by one request). At 0.5 ms the loop gets the GIL back quickly; with no swap running
+    # there is no contention, so nothing changes.
     sys.setswitchinterval(0.0005)
     import uvicorn
 
@@ -251,7 +261,8 @@ def serve(host: str, port: int, poll_seconds: float, manifest: Path | None) -> N
         from dagster import DagsterInstance
 
         source = bundle.instance_source(DagsterInstance.get())
-    store = ModelStore(source, ObjectStoreResource(), poll_seconds)
+    release_dir = release_dir or settings.state_dir() / "serving" / f"{host}-{port}"
+    store = ModelStore(source, ObjectStoreResource(), release_dir, poll_seconds)
     store.refresh()
     if store.current is None:
         click.echo(

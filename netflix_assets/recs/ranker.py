@@ -111,27 +111,60 @@ def lightgbm_scorer(booster: lgb.Booster) -> Scorer:
     return Scorer(lambda rows: predict(booster, rows), "lightgbm")
 
 
-def _probe(booster: lgb.Booster, seed: int = 0) -> np.ndarray:
-    """Rows that reach many leaves: each feature drawn around the booster's own split values."""
-    rng = np.random.default_rng(seed)
-    trees = booster.trees_to_dataframe()
-    rows = rng.normal(0.0, 100.0, (PROBE_ROWS, booster.num_feature()))
-    splits = trees.dropna(subset=["threshold"])
-    for i, name in enumerate(booster.feature_name()):
-        values = splits.loc[splits["split_feature"] == name, "threshold"].to_numpy(float)
-        if values.size:
-            rows[:, i] = rng.choice(values, PROBE_ROWS) + rng.normal(0.0, 1e-3, PROBE_ROWS)
-    return rows
+@dataclass(frozen=True)
+class Probe:
+    """Rows that reach many leaves, with LightGBM's scores for them: the reference a compiled
+    forest must reproduce before it may serve. Kept with a prepared release, so the process that
+    loads the compiled object can re-check it without LightGBM's model in memory."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, booster: lgb.Booster, seed: int = 0) -> Probe:
+        """Each feature drawn around the booster's own split values."""
+        rng = np.random.default_rng(seed)
+        trees = booster.trees_to_dataframe()
+        rows = rng.normal(0.0, 100.0, (PROBE_ROWS, booster.num_feature()))
+        splits = trees.dropna(subset=["threshold"])
+        for i, name in enumerate(booster.feature_name()):
+            values = splits.loc[splits["split_feature"] == name, "threshold"].to_numpy(float)
+            if values.size:
+                rows[:, i] = rng.choice(values, PROBE_ROWS) + rng.normal(0.0, 1e-3, PROBE_ROWS)
+        return cls(rows, predict(booster, rows))
+
+    def check(self, scorer: Scorer) -> None:
+        """Raise when `scorer` differs from LightGBM's recorded scores beyond float rounding."""
+        got = scorer.score(self.rows)
+        if not np.allclose(got, self.scores, rtol=1e-9, atol=1e-12):
+            worst = int(np.argmax(np.abs(got - self.scores)))
+            raise ValueError(
+                f"compiled ranker differs from LightGBM on probe row {worst}: "
+                f"{got[worst]!r} vs {self.scores[worst]!r}"
+            )
 
 
-def compile_scorer(booster: lgb.Booster) -> Scorer:
+def _lleaves_scorer(model_file: str | Path, object_file: str | Path | None) -> Scorer:
+    """lleaves' forest for `model_file`; with `object_file`, the machine code is written there
+    after compiling, or read from there (no IR built, no LLVM optimisation) when it exists."""
+    import lleaves
+
+    model = lleaves.Model(model_file=str(model_file))
+    model.compile(cache=None if object_file is None else str(object_file))
+    return Scorer(lambda rows: model.predict(rows, n_jobs=1), "lleaves")
+
+
+def compile_scorer(
+    booster: lgb.Booster, object_file: str | Path | None = None, probe: Probe | None = None
+) -> Scorer:
     """A Scorer for serving, compiled with lleaves when it is available.
 
     The compiled forest is checked against LightGBM on probe rows spread over the booster's split
     values; a difference beyond float rounding raises, so a miscompiled ranker is never served.
+    With `object_file`, the compiled code is kept there for `open_compiled`.
     """
     try:
-        import lleaves
+        import lleaves  # noqa: F401
     except ImportError as exc:  # an install without the compiler still serves, more slowly
         log.warning("lleaves unavailable (%s); ranking with LightGBM", exc)
         return lightgbm_scorer(booster)
@@ -139,17 +172,16 @@ def compile_scorer(booster: lgb.Booster) -> Scorer:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(booster.model_to_string())
-        model = lleaves.Model(model_file=path)
-        model.compile()
+        scorer = _lleaves_scorer(path, object_file)
     finally:
         os.unlink(path)
-    probe = _probe(booster)
-    expected = predict(booster, probe)
-    got = model.predict(probe, n_jobs=1)
-    if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
-        worst = int(np.argmax(np.abs(got - expected)))
-        raise ValueError(
-            f"compiled ranker differs from LightGBM on probe row {worst}: "
-            f"{got[worst]!r} vs {expected[worst]!r}"
-        )
-    return Scorer(lambda rows: model.predict(rows, n_jobs=1), "lleaves")
+    (probe or Probe.of(booster)).check(scorer)
+    return scorer
+
+
+def open_compiled(model_file: str | Path, object_file: str | Path, probe: Probe) -> Scorer:
+    """The forest `compile_scorer` wrote to `object_file`, loaded without recompiling, and
+    checked again against the probe (a truncated or foreign object file is refused)."""
+    scorer = _lleaves_scorer(model_file, object_file)
+    probe.check(scorer)
+    return scorer

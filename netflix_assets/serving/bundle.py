@@ -1,7 +1,9 @@
-"""A loaded release: the models one `recommender_release` names, ready to answer requests.
+"""A loaded release: the models one `recommender_release` names, ready to answer requests, and
+where releases are found (a Dagster instance, or a manifest file).
 
-A bundle is immutable once built. The store swaps a whole bundle for a newer one, so a request
-that picked a bundle up finishes with the same models it started with.
+A bundle is immutable once opened (serving.prepared makes and opens them). The store swaps a
+whole bundle for a newer one, so a request that picked a bundle up finishes with the same models
+it started with.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 
 from netflix_assets.recs import ranker
-from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
-from resources.object_store import ObjectStoreResource
 
 Manifest = dict[str, str]
 """{"as_of", "als_key", "ranker_key", "titles_key", "online_prefix", optional "version"}."""
@@ -35,13 +34,6 @@ def _positions(sorted_ids: np.ndarray, keys: list[str]) -> np.ndarray:
     return np.unique(at[sorted_ids[at] == wanted]).astype(np.int64)
 
 
-def _sort_order(ids: np.ndarray) -> np.ndarray | None:
-    """The permutation that sorts `ids`, or None when they are sorted already (fit_als sorts)."""
-    if ids.size < 2 or bool(np.all(ids[:-1] < ids[1:])):
-        return None
-    return np.argsort(ids, kind="stable")
-
-
 @dataclass(frozen=True)
 class Bundle:
     version: str
@@ -52,7 +44,6 @@ class Bundle:
     user_factors: np.ndarray
     title_factors: np.ndarray
     titles: TitleTable
-    booster: lgb.Booster
     scorer: ranker.Scorer
 
     def user(self, user_id: str) -> int | None:
@@ -64,47 +55,6 @@ class Bundle:
     def title_positions(self, title_ids: list[str]) -> np.ndarray:
         """Rows of the given titles that the model knows (unknown ones are skipped)."""
         return _positions(self.title_ids, title_ids)
-
-    @classmethod
-    def build(
-        cls, version: str, manifest: Manifest, als: AlsModel, booster: lgb.Booster, titles
-    ) -> Bundle:
-        if titles.features.shape[0] != len(als.titles):
-            raise ValueError(
-                f"release {version}: the title table has {titles.features.shape[0]} rows but the "
-                f"ALS model has {len(als.titles)} titles; they come from different dates"
-            )
-        users, user_factors = als.users.astype(str), als.user_factors
-        order = _sort_order(users)
-        if order is not None:
-            users, user_factors = users[order], user_factors[order]
-        title_ids, title_factors = als.titles.astype(str), als.title_factors
-        order = _sort_order(title_ids)
-        if order is not None:
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            title_ids, title_factors = title_ids[order], title_factors[order]
-            titles = TitleTable(titles.features[order], inverse[titles.popular])
-        return cls(
-            version=version,
-            as_of=manifest.get("as_of", ""),
-            online_prefix=manifest.get("online_prefix", "feat:v1"),
-            user_ids=users,
-            title_ids=title_ids,
-            user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
-            title_factors=np.ascontiguousarray(title_factors, dtype=np.float32),
-            titles=titles,
-            booster=booster,
-            scorer=ranker.compile_scorer(booster),
-        )
-
-
-def load(version: str, manifest: Manifest, store: ObjectStoreResource) -> Bundle:
-    """Read the three files a release names and check that they belong together."""
-    als = AlsModel.from_bytes(store.get_bytes(manifest["als_key"]))
-    booster = lgb.Booster(model_str=store.get_bytes(manifest["ranker_key"]).decode())
-    titles = TitleTable.from_bytes(store.get_bytes(manifest["titles_key"]))
-    return Bundle.build(version, manifest, als, booster, titles)
 
 
 def manifest_file_source(path: str | Path) -> Source:

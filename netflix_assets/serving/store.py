@@ -1,30 +1,50 @@
 """Hot swap: the current bundle, replaced whole when a newer release appears.
 
-A background thread polls the source. A new release is loaded completely beside the old one and
-then published by one reference assignment, so in-flight requests keep the bundle they hold and
-no request ever sees half a model. A release that fails to load is logged and skipped; the old
-bundle keeps serving.
+A background thread polls the source. A new release is prepared by a separate process
+(serving.prepared: the CPU-heavy part, kept off this process's GIL), opened beside the old bundle
+and then published by one reference assignment, so in-flight requests keep the bundle they hold
+and no request ever sees half a model. A release that fails to load is logged and skipped (and
+tried again only after `retry_seconds`); the old bundle keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from netflix_assets.serving import bundle as bundles
+from netflix_assets.serving import prepared
 from resources.object_store import ObjectStoreResource
+
+Preparer = Callable[[str, bundles.Manifest, ObjectStoreResource, Path], Path]
 
 log = logging.getLogger(__name__)
 
 
 class ModelStore:
     def __init__(
-        self, source: bundles.Source, object_store: ObjectStoreResource, poll_seconds: float = 10.0
+        self,
+        source: bundles.Source,
+        object_store: ObjectStoreResource,
+        release_dir: Path,
+        poll_seconds: float = 10.0,
+        prepare: Preparer = prepared.prepare_elsewhere,
+        retry_seconds: float = 300.0,
     ) -> None:
+        """`release_dir` holds the prepared releases and belongs to this store alone (it prunes
+        what it does not serve); `prepare` is where the heavy work runs, a child process unless
+        a caller without requests in flight chooses `prepared.prepare`."""
         self._source = source
         self._object_store = object_store
+        self._release_dir = Path(release_dir)
         self._poll_seconds = poll_seconds
+        self._prepare = prepare
+        self._retry_seconds = retry_seconds
+        self._failed: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: bundles.Bundle | None = None
@@ -41,17 +61,27 @@ class ModelStore:
         version, manifest = found
         if self.current is not None and self.current.version == version:
             return False
+        failed_at = self._failed.get(version)
+        if failed_at is not None and time.monotonic() - failed_at < self._retry_seconds:
+            return False
+        path: Path | None = None
         try:
-            fresh = bundles.load(version, manifest, self._object_store)
+            path = self._prepare(version, manifest, self._object_store, self._release_dir)
+            fresh = prepared.open_bundle(path)
         except Exception as exc:  # a broken release must not take the service down
+            if path is not None:  # prepared but unopenable: make the retry prepare afresh
+                shutil.rmtree(path, ignore_errors=True)
+            self._failed[version] = time.monotonic()
             self.load_errors += 1
             self.last_error = f"release {version}: {exc}"
             log.error("not swapping to %s: %s", version, exc)
             return False
+        self._failed.pop(version, None)
         if self.current is not None:
             self.swaps += 1
         self.current = fresh
         self.loaded_at = time.time()
+        prepared.prune(self._release_dir, keep={path})
         log.info("serving release %s", version)
         return True
 

@@ -4,6 +4,9 @@ title, metrics, and a model swap under load with no failed request."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -20,7 +23,7 @@ from fastapi.testclient import TestClient
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.two_stage import TitleTable
-from netflix_assets.serving import bundle
+from netflix_assets.serving import bundle, prepared
 from netflix_assets.serving.app import create_app
 from netflix_assets.serving.auth import AuthConfig
 from netflix_assets.serving.store import ModelStore
@@ -32,16 +35,18 @@ SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 N_USERS, N_TITLES, DIM = 50, 120, 8
 
 
-def _booster(seed: int) -> lgb.Booster:
+def _booster(seed: int, rounds: int = 5) -> lgb.Booster:
     rng = np.random.default_rng(seed)
     rows = rng.random((400, len(ranker.FEATURES)))
     frame = pd.DataFrame(rows, columns=list(ranker.FEATURES))
     frame["label"] = (frame["als_score"] > 0.7).astype(int)
     frame["group"] = np.repeat(np.arange(40), 10)
-    return ranker.train(frame, rounds=5, seed=seed)
+    return ranker.train(frame, rounds=rounds, seed=seed)
 
 
-def write_release(store, path, version: str, prefix: str, seed: int, broken: bool = False):
+def write_release(
+    store, path, version: str, prefix: str, seed: int, broken: bool = False, rounds: int = 5
+):
     """A release with planted tastes: user u likes titles t where t % 4 == u % 4."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(4, DIM)).astype(np.float32)
@@ -58,7 +63,7 @@ def write_release(store, path, version: str, prefix: str, seed: int, broken: boo
         feats[column] = 0.0
     base = f"models/{version}"
     store.put_bytes(model.to_bytes(), f"{base}/als.npz")
-    store.put_bytes(_booster(seed).model_to_string().encode(), f"{base}/ranker.txt")
+    store.put_bytes(_booster(seed, rounds).model_to_string().encode(), f"{base}/ranker.txt")
     store.put_bytes(TitleTable.build(model.titles, feats).to_bytes(), f"{base}/titles.npz")
     manifest = {
         "version": version,
@@ -80,7 +85,9 @@ def service(tmp_path, object_store, redis_resource):
     client.sadd(f"{prefix}:seen:u1", "t1", "t5", "t9", "t-gone")
     client.hset(f"{prefix}:user:u1", mapping={"u_interactions_28d": "3.0"})
     client.sadd(f"{prefix}:seen:newbie", "t119")
-    store = ModelStore(bundle.manifest_file_source(manifest), object_store, poll_seconds=0.1)
+    store = ModelStore(
+        bundle.manifest_file_source(manifest), object_store, tmp_path / "releases", poll_seconds=0.1
+    )
     app = create_app(store, client, AuthConfig(api_key=KEY, jwt_secret=SECRET))
     yield store, app, manifest, prefix
     store.stop()
@@ -165,6 +172,78 @@ def test_broken_release_keeps_the_old_model(service, object_store) -> None:
     assert "missing.txt" in store.last_error
     health = TestClient(app).get("/healthz").json()
     assert health["model_version"] == "v1" and "missing.txt" in health["last_load_error"]
+
+
+def _named(manifest_path) -> tuple[str, dict]:
+    manifest = json.loads(manifest_path.read_text())
+    return manifest["version"], manifest
+
+
+def test_prepared_release_is_reused_and_a_foreign_ranker_refused(tmp_path, object_store) -> None:
+    manifest, root = tmp_path / "release.json", tmp_path / "releases"
+    write_release(object_store, manifest, "v1", "p", seed=1)
+    v1 = prepared.prepare(*_named(manifest), object_store, root)
+    stamp = (v1 / "ranker.o").stat().st_mtime_ns
+    assert prepared.prepare(*_named(manifest), object_store, root) == v1  # a restart reuses it
+    assert (v1 / "ranker.o").stat().st_mtime_ns == stamp
+    opened = prepared.open_bundle(v1)
+    assert isinstance(opened.user_factors, np.memmap) and opened.scorer.engine == "lleaves"
+    als = AlsModel.from_bytes(object_store.get_bytes("models/v1/als.npz"))
+    assert list(opened.user_ids) == sorted(als.users)  # sorted for binary search, rows follow
+    assert np.array_equal(opened.user_factors[opened.user("u17")], als.user_factors[17])
+    assert np.array_equal(
+        opened.title_factors[opened.title_positions(["t42"])[0]], als.title_factors[42]
+    )
+
+    # Another release's machine code in v1's directory is caught by v1's probe scores.
+    write_release(object_store, manifest, "v2", "p", seed=2)
+    v2 = prepared.prepare(*_named(manifest), object_store, root)
+    (v1 / "ranker.o").write_bytes((v2 / "ranker.o").read_bytes())
+    with pytest.raises(ValueError, match="compiled ranker differs from LightGBM"):
+        prepared.open_bundle(v1)
+
+
+def test_preparation_killed_half_way_publishes_nothing(tmp_path, object_store) -> None:
+    manifest, root = tmp_path / "release.json", tmp_path / "releases"
+    write_release(object_store, manifest, "v1", "p", seed=1, rounds=400)
+    version, named = _named(manifest)
+    final = root / prepared.key(version, named, object_store)
+    killed = False
+    for _ in range(5):  # the child may finish before the kill lands; try again then
+        shutil.rmtree(root, ignore_errors=True)
+        child = subprocess.Popen(prepared.CHILD, stdin=subprocess.PIPE, text=True)
+        child.stdin.write(prepared.child_request(version, named, object_store, root))
+        child.stdin.close()
+        deadline = time.time() + 60
+        while not list(root.glob(".*")) and child.poll() is None and time.time() < deadline:
+            time.sleep(0.001)
+        child.kill()
+        if child.wait() == -signal.SIGKILL:
+            killed = True
+            break
+    assert killed, "every preparation finished before it could be killed"
+    assert not final.exists() and list(root.glob(".*"))  # only scratch is left
+
+    store = ModelStore(bundle.manifest_file_source(manifest), object_store, root)
+    assert store.refresh() and store.current.version == "v1"
+    assert [p.name for p in root.iterdir()] == [final.name]  # the scratch was pruned
+
+
+def test_unopenable_release_is_prepared_afresh_on_retry(tmp_path, object_store) -> None:
+    manifest, root = tmp_path / "release.json", tmp_path / "releases"
+    write_release(object_store, manifest, "v2", "p", seed=2)
+    foreign = prepared.prepare(*_named(manifest), object_store, tmp_path / "other")
+    write_release(object_store, manifest, "v1", "p", seed=1)
+    v1 = prepared.prepare(*_named(manifest), object_store, root)
+    (v1 / "ranker.o").write_bytes((foreign / "ranker.o").read_bytes())
+    store = ModelStore(
+        bundle.manifest_file_source(manifest), object_store, root, retry_seconds=3600
+    )
+    assert not store.refresh() and "differs from LightGBM" in store.last_error
+    assert not v1.exists()  # removed, so a retry does not reopen the same bad directory
+    assert not store.refresh() and store.load_errors == 1  # not retried before retry_seconds
+    store._retry_seconds = 0.0
+    assert store.refresh() and store.current.version == "v1"
 
 
 def test_swap_under_load_fails_no_request(service, object_store, free_tcp_port) -> None:
