@@ -20,7 +20,7 @@ from netflix_assets.serving import bundle as bundles
 from netflix_assets.serving import prepared
 from resources.object_store import ObjectStoreResource
 
-Preparer = Callable[[str, bundles.Manifest, ObjectStoreResource, Path], Path]
+Prepare = Callable[[str, bundles.Manifest, ObjectStoreResource, Path], Path]
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,19 @@ class ModelStore:
         object_store: ObjectStoreResource,
         release_dir: Path,
         poll_seconds: float = 10.0,
-        prepare: Preparer = prepared.prepare_elsewhere,
+        prepare: Prepare | None = None,
         retry_seconds: float = 300.0,
     ) -> None:
         """`release_dir` holds the prepared releases and belongs to this store alone (it prunes
-        what it does not serve); `prepare` is where the heavy work runs, a child process unless
-        a caller without requests in flight chooses `prepared.prepare`."""
+        what it does not serve); `prepare` is where the heavy work runs: by default a
+        `prepared.Preparer` child process, or `prepared.prepare` for a caller without requests
+        in flight."""
         self._source = source
         self._object_store = object_store
         self._release_dir = Path(release_dir)
         self._poll_seconds = poll_seconds
-        self._prepare = prepare
+        self._child = prepared.Preparer() if prepare is None else None
+        self._prepare = prepare or self._child
         self._retry_seconds = retry_seconds
         self._failed: dict[str, float] = {}
         self._stop = threading.Event()
@@ -106,3 +108,5 @@ class ModelStore:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._child is not None:
+            self._child.close()

@@ -4,9 +4,9 @@ title, metrics, and a model swap under load with no failed request."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -208,25 +208,44 @@ def test_preparation_killed_half_way_publishes_nothing(tmp_path, object_store) -
     write_release(object_store, manifest, "v1", "p", seed=1, rounds=400)
     version, named = _named(manifest)
     final = root / prepared.key(version, named, object_store)
-    killed = False
-    for _ in range(5):  # the child may finish before the kill lands; try again then
-        shutil.rmtree(root, ignore_errors=True)
-        child = subprocess.Popen(prepared.CHILD, stdin=subprocess.PIPE, text=True)
-        child.stdin.write(prepared.child_request(version, named, object_store, root))
-        child.stdin.close()
-        deadline = time.time() + 60
-        while not list(root.glob(".*")) and child.poll() is None and time.time() < deadline:
-            time.sleep(0.001)
-        child.kill()
-        if child.wait() == -signal.SIGKILL:
-            killed = True
-            break
-    assert killed, "every preparation finished before it could be killed"
-    assert not final.exists() and list(root.glob(".*"))  # only scratch is left
+    preparer = prepared.Preparer()
+    preparer.start()
+    killed = None
+    try:
+        for _ in range(5):  # the child may finish before the kill lands; try again then
+            shutil.rmtree(root, ignore_errors=True)
+            outcome: list[object] = []
 
-    store = ModelStore(bundle.manifest_file_source(manifest), object_store, root)
-    assert store.refresh() and store.current.version == "v1"
-    assert [p.name for p in root.iterdir()] == [final.name]  # the scratch was pruned
+            def run(outcome: list[object] = outcome) -> None:
+                try:
+                    outcome.append(preparer(version, named, object_store, root))
+                except RuntimeError as exc:
+                    outcome.append(exc)
+
+            worker = threading.Thread(target=run)
+            pid = preparer.pid()
+            worker.start()
+            deadline = time.time() + 60
+            while not list(root.glob(".*")) and not outcome and time.time() < deadline:
+                time.sleep(0.001)
+            os.kill(pid, signal.SIGKILL)
+            worker.join(timeout=60)
+            if isinstance(outcome[0], RuntimeError):
+                killed = outcome[0]
+                break
+            preparer.start()  # it finished first; a new child for the next try
+        assert killed is not None, "every preparation finished before it could be killed"
+        assert "the preparing process died" in str(killed)
+        assert not final.exists() and list(root.glob(".*"))  # only scratch is left
+
+        # The same preparer starts a new child, and the store prunes the scratch.
+        store = ModelStore(
+            bundle.manifest_file_source(manifest), object_store, root, prepare=preparer
+        )
+        assert store.refresh() and store.current.version == "v1"
+        assert [p.name for p in root.iterdir()] == [final.name]
+    finally:
+        preparer.close()
 
 
 def test_unopenable_release_is_prepared_afresh_on_retry(tmp_path, object_store) -> None:
