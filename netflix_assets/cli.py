@@ -277,7 +277,10 @@ def serve(
     # (4 ms for the same swap); they are long-lived anyway, and freeing by reference count is
     # unaffected.
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        store.stop()  # the poller and the preparer child
 
 
 @main.command()

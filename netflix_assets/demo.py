@@ -145,7 +145,7 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
     from netflix_assets import train as training_run
     from netflix_assets.recs import synthetic
     from netflix_assets.recs.imports import import_ratings
-    from netflix_assets.serving import bundle
+    from netflix_assets.serving import bundle, prepared
     from netflix_assets.serving.app import create_app
     from netflix_assets.serving.auth import AuthConfig
     from netflix_assets.serving.store import ModelStore
@@ -167,22 +167,27 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
     if failed or not result.success:
         raise RuntimeError(f"training did not release a model: failed checks {failed}")
 
-    store = ModelStore(bundle.instance_source(instance), objects)
-    store.refresh()
-    key = "demo-key"
-    http = TestClient(create_app(store, RedisResource().client(), AuthConfig(api_key=key)))
-    for user in ("demo:1", "someone-new"):
-        response = http.get(f"/v1/recommendations/{user}?k=5", headers={"X-API-Key": key})
-        response.raise_for_status()
-        body = response.json()
-        kind = "cold start" if body["cold_start"] else "personal"
-        console.print(
-            f"GET /v1/recommendations/{user}?k=5 -> {kind}, model {body['model_version']}"
+    # No requests are in flight here, so the release is prepared in this process.
+    with tempfile.TemporaryDirectory() as releases:
+        store = ModelStore(
+            bundle.instance_source(instance), objects, Path(releases), prepare=prepared.prepare
         )
-        for item in body["items"]:
-            reason = item["reason"]
-            why = reason["kind"] + (f" {reason['title_id']}" if "title_id" in reason else "")
-            console.print(f"  {item['title_id']:>12s}  score {item['score']:8.4f}  ({why})")
+        if not store.refresh():
+            raise RuntimeError(f"the service could not load the release: {store.last_error}")
+        key = "demo-key"
+        http = TestClient(create_app(store, RedisResource().client(), AuthConfig(api_key=key)))
+        for user in ("demo:1", "someone-new"):
+            response = http.get(f"/v1/recommendations/{user}?k=5", headers={"X-API-Key": key})
+            response.raise_for_status()
+            body = response.json()
+            kind = "cold start" if body["cold_start"] else "personal"
+            console.print(
+                f"GET /v1/recommendations/{user}?k=5 -> {kind}, model {body['model_version']}"
+            )
+            for item in body["items"]:
+                reason = item["reason"]
+                why = reason["kind"] + (f" {reason['title_id']}" if "title_id" in reason else "")
+                console.print(f"  {item['title_id']:>12s}  score {item['score']:8.4f}  ({why})")
 
 
 STEPS: list[Callable[[Console, DagsterInstance], None]] = [

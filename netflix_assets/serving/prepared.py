@@ -26,11 +26,13 @@ preparation killed half-way leaves nothing that can be opened; the next attempt 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -57,6 +59,7 @@ a neighbour from taking memory bandwidth: on the 2-core benchmark host, an unpac
 in 1 MiB steps over about two seconds; a swap takes that much longer, and requests do not see it."""
 
 CHUNK = 2**20
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class _Paced:
@@ -248,7 +251,7 @@ class Preparer:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_idle_priority,
+                initializer=_child_init,
             )
         return self._pool
 
@@ -290,6 +293,23 @@ def prune(root: Path, keep: set[Path]) -> None:
     for entry in root.iterdir():
         if entry.resolve() not in keep:
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the server that started it dies. A pool worker never
+    sees end-of-file on its task queue (it holds the queue's write end itself), so a server
+    stopped by a signal, which uvicorn re-raises after its graceful shutdown, left the preparer
+    running; every benchmark run added one orphan."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the server died before the request took effect
+            os._exit(1)
+
+
+def _child_init() -> None:
+    _die_with_parent()
+    _idle_priority()
 
 
 def _idle_priority() -> None:

@@ -7,10 +7,13 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import lightgbm as lgb
@@ -310,3 +313,81 @@ def test_swap_under_load_fails_no_request(service, object_store, free_tcp_port) 
     assert len(statuses) > 50
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert versions[0] == "v1" and versions[-1] == "v2" and store.swaps == 1
+
+
+def test_serve_command_follows_a_manifest(
+    tmp_path, object_store, redis_resource, free_tcp_port
+) -> None:
+    """`netflix-assets serve` as users start it: the preparer child runs from the console
+    script, the first release serves, a newer one is swapped in, and SIGTERM stops it."""
+    import httpx
+
+    manifest, releases = tmp_path / "release.json", tmp_path / "releases"
+    write_release(object_store, manifest, "v1", f"test:{uuid.uuid4().hex[:8]}", seed=1)
+    env = {
+        **os.environ,
+        "NETFLIX_ASSETS_API_KEY": KEY,
+        "NETFLIX_ASSETS_OBJECT_STORE": object_store.root,
+    }
+    command = [
+        str(Path(sys.executable).with_name("netflix-assets")),
+        "serve",
+        "--manifest",
+        str(manifest),
+        "--port",
+        str(free_tcp_port),
+        "--poll-seconds",
+        "0.2",
+        "--release-dir",
+        str(releases),
+    ]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{free_tcp_port}/healthz"
+
+    def version_within(wanted: str, seconds: float) -> str | None:
+        deadline = time.time() + seconds
+        while time.time() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(url).json()
+                if health["model_version"] == wanted:
+                    return health["model_version"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return None
+
+    try:
+        assert version_within("v1", 90) == "v1", (
+            server.stderr.read() if server.poll() else "timeout"
+        )
+        r = httpx.get(
+            f"http://127.0.0.1:{free_tcp_port}/v1/recommendations/u1?k=3",
+            headers={"X-API-Key": KEY},
+        )
+        assert r.status_code == 200 and len(r.json()["items"]) == 3
+        write_release(object_store, manifest, "v2", "p", seed=2)
+        assert version_within("v2", 60) == "v2"
+        assert len(list(releases.iterdir())) == 1  # v1's directory was pruned
+        children = _children(server.pid)
+        assert children, "the preparer child is not running"
+    finally:
+        server.terminate()
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    deadline = time.time() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "orphaned child"
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc: the suite runs on Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
