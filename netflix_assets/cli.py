@@ -277,10 +277,7 @@ def serve(
     # (4 ms for the same swap); they are long-lived anyway, and freeing by reference count is
     # unaffected.
     gc.freeze()
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        store.stop()  # the poller and the preparer child
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @main.command()

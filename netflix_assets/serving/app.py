@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import orjson
@@ -57,7 +59,14 @@ def _metrics(registry: CollectorRegistry, store: ModelStore):
 
 
 def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> FastAPI:
-    app = FastAPI(title="netflix-assets recommendations", version="1")
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # On a graceful shutdown, stop the poller and the preparer child here: uvicorn then
+        # re-raises SIGTERM, so code after uvicorn.run never runs.
+        store.stop()
+
+    app = FastAPI(title="netflix-assets recommendations", version="1", lifespan=lifespan)
     registry = CollectorRegistry()
     latency, requests = _metrics(registry, store)
 

@@ -280,7 +280,8 @@ class Preparer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Waiting lets the pool release its semaphores (else a leak warning at exit).
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 

@@ -374,6 +374,8 @@ def test_serve_command_follows_a_manifest(
         server.terminate()
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why.
         assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    stderr = server.stderr.read()
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr  # a clean shutdown
     deadline = time.time() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.time() < deadline:
         time.sleep(0.1)
