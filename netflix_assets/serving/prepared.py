@@ -237,7 +237,8 @@ class Preparer:
     """`prepare` in one long-lived child process at idle CPU priority, for a serving process.
 
     The child is started, and its imports (numpy, LightGBM, lleaves, Dagster's resource types:
-    about 2.5 s of CPU) paid, by `start()` before the server takes traffic; a fresh interpreter
+    about 2.5 s of CPU) paid, by the first release or by `start()` (ModelStore.start calls it),
+    both before the server takes traffic; a fresh interpreter
     per release spent that at every swap, and on the 2-core host a busy neighbour core slows
     requests whatever its priority. A child that dies (killed, out of memory) fails only the
     release it was preparing, with a message saying so; the next release starts a new child.

@@ -88,9 +88,12 @@ class ModelStore:
         return True
 
     def start(self) -> None:
-        """Poll in the background until stop()."""
+        """Poll in the background until stop(). The preparer child is warmed first, so its
+        imports are paid now, before traffic, even when no release existed at startup."""
         if self._thread is not None:
             return
+        if self._child is not None:
+            self._child.start()
 
         def loop() -> None:
             while not self._stop.wait(self._poll_seconds):
