@@ -32,36 +32,64 @@ SCHEMA = pa.schema(
 )
 
 
+class NoValidRatings(ValueError):
+    """The file had no line that could be read: the namespace is left as it was."""
+
+
+BATCH_ROWS = 1_000_000
+
+
+def _batches(frame, source: str):
+    """The frame as Arrow record batches of BATCH_ROWS, so the strings of ML-25M's ids are
+    materialized one batch at a time, not for the whole file at once."""
+    for start in range(0, len(frame), BATCH_ROWS):
+        part = frame.iloc[start : start + BATCH_ROWS]
+        yield pa.record_batch(
+            [
+                pa.array(part["user_id"].astype(str).to_numpy(), pa.string()),
+                pa.array(part["title_id"].astype(str).to_numpy(), pa.string()),
+                pa.array(part["ts"].to_numpy() * 1_000_000, pa.int64()).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                pa.array(part["rating"].to_numpy() / 5.0, pa.float64()),
+                pa.array([source] * len(part), pa.string()),
+            ],
+            schema=SCHEMA,
+        )
+
+
 def import_ratings(
     path: str | Path, object_store: ObjectStoreResource, namespace: str | None = None
 ) -> dict[str, Any]:
-    """Write the file's ratings as interactions (weight = rating / 5); returns a summary."""
+    """Write the file's ratings as interactions (weight = rating / 5); returns a summary.
+
+    Raises NoValidRatings (after quarantining the bad lines) when not one line could be read:
+    replacing a namespace with nothing is never what an import of a broken file means."""
     path = Path(path)
     source = namespace or "ratings"
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", source):
         raise ValueError(f"namespace {source!r} must be 1-64 letters, digits, '_', '.' or '-'")
     frame, bad = read_ratings(path, namespace)
+    quarantine = f"quarantine/ratings/{source}.json"
     if bad:
-        record = {"file": str(path), "bad_lines": [b.__dict__ for b in bad]}
-        object_store.put_bytes(
-            json.dumps(record, indent=2).encode(), f"quarantine/ratings/{source}.json"
+        record = {
+            "file": str(path),
+            "bad_lines_total": len(bad),
+            "bad_lines": [b.__dict__ for b in bad],
+        }
+        object_store.put_bytes(json.dumps(record, indent=2).encode(), quarantine)
+    if frame.empty:
+        raise NoValidRatings(
+            f"no valid rating in {path} ({len(bad)} bad lines, reasons in {quarantine}); "
+            f"namespace {source!r} left unchanged: fix the file and import it again"
         )
-    table = pa.table(
-        {
-            "user_id": frame["user_id"],
-            "title_id": frame["title_id"],
-            "ts": pa.array(frame["ts"] * 1_000_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "weight": frame["rating"] / 5.0,
-            "source": [source] * len(frame),
-        },
-        schema=SCHEMA,
-    )
+    reader = pa.RecordBatchReader.from_batches(SCHEMA, _batches(frame, source))
     uri = table_uri(object_store, "imported_interactions")
     exists = Path(uri).exists() if "://" not in uri else True
     if exists and DeltaTable.is_deltatable(uri):
-        write_deltalake(uri, table, mode="overwrite", predicate=f"source = '{source}'")
+        write_deltalake(uri, reader, mode="overwrite", predicate=f"source = '{source}'")
     else:
-        write_deltalake(uri, table, mode="append", partition_by=["source"])
+        write_deltalake(uri, reader, mode="append", partition_by=["source"])
     return {
         "uri": uri,
         "source": source,
