@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict
@@ -19,6 +20,23 @@ from netflix_assets.stack.errors import StackError
 @click.group()
 def main() -> None:
     """netflix-assets: the data side of a video-streaming service, as Dagster assets."""
+    _default_dagster_home()
+
+
+def _default_dagster_home() -> None:
+    """Point DAGSTER_HOME at the local instance unless the caller chose one.
+
+    Commands that record runs (`train`, `demo`, `serve` following the instance) then work in a
+    fresh shell exactly as the README shows them, without sourcing `scripts/env.sh` first.
+    """
+    if os.environ.get("DAGSTER_HOME"):
+        return
+    home = settings.state_dir() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.symlink_to(REPO_ROOT / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
 
 
 @main.group()
@@ -148,14 +166,21 @@ def simulate(
 def upload(file: Path, title_id: str | None, title: str | None) -> None:
     """Store a source video in the raw area and announce it on the uploads topic; the upload
     sensor then adds the title partition and runs the video pipeline."""
+    from confluent_kafka import KafkaException
+
     from netflix_assets import topics
     from netflix_assets.video.upload import upload_title
     from resources.kafka import KafkaResource
     from resources.object_store import ObjectStoreResource
 
     kafka = KafkaResource()
-    kafka.ensure_topics([topics.UPLOADS])
-    event = upload_title(file, ObjectStoreResource(), kafka, title_id=title_id, title=title)
+    try:
+        kafka.ensure_topics([topics.UPLOADS])
+        event = upload_title(file, ObjectStoreResource(), kafka, title_id=title_id, title=title)
+    except (ValueError, OSError, RuntimeError, KafkaException) as exc:
+        # A bad --title-id, an unreadable file or an unreachable broker: the cause, no traceback.
+        click.echo(f"error: upload of {file.name} failed: {exc}", err=True)
+        sys.exit(1)
     click.echo(
         f"uploaded {file.name} as title {event['title_id']} (version {event['sha256'][:12]}) "
         f"to {event['uri']}; event {event['event_id']} on {topics.UPLOADS}"
@@ -243,12 +268,21 @@ def serve(
 
     from netflix_assets.serving import bundle
     from netflix_assets.serving.app import create_app
-    from netflix_assets.serving.auth import API_KEY_ENV, JWT_SECRET_ENV, AuthConfig
+    from netflix_assets.serving.auth import (
+        API_KEY_ENV,
+        JWT_SECRET_ENV,
+        AuthConfig,
+        AuthConfigError,
+    )
     from netflix_assets.serving.store import ModelStore
     from resources.object_store import ObjectStoreResource
     from resources.redis import RedisResource
 
-    auth = AuthConfig.from_env()
+    try:
+        auth = AuthConfig.from_env()
+    except AuthConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     if not auth.enabled:
         click.echo(
             f"error: set {API_KEY_ENV} and/or {JWT_SECRET_ENV}; refusing to serve unauthenticated",
@@ -270,7 +304,7 @@ def serve(
             err=True,
         )
     store.start()
-    app = create_app(store, RedisResource().client(), auth)
+    app = create_app(store, RedisResource().async_client, auth)
     # Loading a release allocates enough objects to start a full collection, which walked the
     # ~320k objects of the imports and the first bundle with the GIL held: 158 ms, measured in
     # the middle of a swap under load. Frozen, they are skipped by every later collection
