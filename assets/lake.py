@@ -16,6 +16,7 @@ from dagster import (
     AssetOut,
     AutomationCondition,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -25,6 +26,7 @@ from dagster import (
 from pyspark.sql import functions as F
 
 from netflix_assets import topics
+from netflix_assets.offsets import OffsetsLost, offset_gaps
 from netflix_assets.partitions import event_date_partitions
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
@@ -38,6 +40,8 @@ EAGER = AutomationCondition.eager()
 
 class BronzeConfig(Config):
     topic: str = topics.VIEWING_EVENTS
+    accept_lost_offsets: bool = False
+    """Acknowledge offsets deleted from Kafka before bronze read them: record and continue."""
 
 
 @asset(
@@ -55,12 +59,23 @@ def bronze_viewing_events(
 ) -> MaterializeResult:
     """Appends the Kafka offsets bronze does not hold yet, exactly once (see spark_jobs/bronze)."""
     path = table_uri(object_store, "bronze_viewing_events")
-    plan = bronze.plan_range(
-        bronze.bronze_next_offsets(path, config.topic), kafka.watermarks(config.topic)
-    )
+    held, marks = bronze.bronze_next_offsets(path, config.topic), kafka.watermarks(config.topic)
+    try:
+        plan = bronze.plan_range(held, marks, config.topic, config.accept_lost_offsets)
+    except OffsetsLost as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
+    lost = {str(g.partition): [g.kept_next, g.low] for g in offset_gaps(held, marks)}
+    if lost:
+        context.log.error(f"accepted lost offsets of {config.topic}: {lost}")
     if not plan:
         context.log.info("bronze is up to date with Kafka; nothing to ingest")
-        return MaterializeResult(metadata={"rows_appended": 0, "uri": path})
+        return MaterializeResult(
+            metadata={
+                "rows_appended": 0,
+                "uri": path,
+                "lost_offset_ranges": MetadataValue.json(lost),
+            }
+        )
     session = spark.get_session()
     rows = bronze.to_bronze(bronze.read_range(session, kafka.bootstrap_servers, config.topic, plan))
     rows = rows.cache()
@@ -75,6 +90,7 @@ def bronze_viewing_events(
             "uri": path,
             "rows_appended": count,
             "offset_ranges": MetadataValue.json({str(p): list(r) for p, r in plan.items()}),
+            "lost_offset_ranges": MetadataValue.json(lost),
             "kafka_dates": MetadataValue.json(dates),
             "delta_version": delta_io.version(session, path),
         }

@@ -6,7 +6,10 @@ S3Resource (boto3) with an endpoint_url, so MinIO or any S3-compatible server wo
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -16,10 +19,28 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from netflix_assets import settings
+from netflix_assets.object_keys import InvalidKey, check_key
+
+__all__ = ["InvalidKey", "ObjectNotFound", "ObjectStoreResource", "check_key"]
 
 
 class ObjectNotFound(FileNotFoundError):
     """Raised with the full URI of a key that is not in the store."""
+
+
+def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Write beside the target under a name no other writer uses, then rename: a reader never
+    sees half a file and two writers of one key never share (or delete) each other's partial."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    partial = Path(name)
+    try:
+        write(partial)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 class ObjectStoreResource(ConfigurableResource):
@@ -43,14 +64,21 @@ class ObjectStoreResource(ConfigurableResource):
         return parsed.netloc, parsed.path.strip("/")
 
     def _s3_key(self, key: str) -> str:
+        check_key(key, prefix=True)
         _, prefix = self._bucket_prefix()
         return f"{prefix}/{key}" if prefix else key
 
     def _client(self) -> Any:
         return S3Resource(endpoint_url=self.endpoint_url, region_name=self.region_name).get_client()
 
-    def _local(self, key: str) -> Path:
-        return Path(self.root) / key
+    def _local(self, key: str, prefix: bool = False) -> Path:
+        check_key(key, prefix=prefix)
+        root = Path(self.root)
+        path = root / key
+        # A symlink inside the store must not lead out of it either.
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise InvalidKey(f"object key {key!r} leads outside the store {self.root}")
+        return path
 
     def uri(self, key: str) -> str:
         """Where a key lives: an s3:// URI or an absolute local path, as Spark and FFmpeg see it."""
@@ -77,12 +105,7 @@ class ObjectStoreResource(ConfigurableResource):
                 str(local_path), bucket, self._s3_key(key), ExtraArgs=extra or None
             )
         else:
-            target = self._local(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Write beside the target and rename, so a reader never sees half a file.
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(local_path, partial)
-            partial.replace(target)
+            _write_atomically(self._local(key), lambda p: shutil.copyfile(local_path, p))
         return self.uri(key)
 
     def put_bytes(
@@ -101,11 +124,7 @@ class ObjectStoreResource(ConfigurableResource):
                 extra["CacheControl"] = cache_control
             self._client().put_object(Bucket=bucket, Key=self._s3_key(key), Body=data, **extra)
         else:
-            target = self._local(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(data)
-            partial.replace(target)
+            _write_atomically(self._local(key), lambda p: p.write_bytes(data))
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
@@ -122,6 +141,7 @@ class ObjectStoreResource(ConfigurableResource):
         return path.read_bytes()
 
     def download(self, key: str, local_path: str | Path) -> Path:
+        check_key(key)
         local_path = Path(local_path)
         local_path.parent.mkdir(parents=True, exist_ok=True)
         if self.is_s3:
@@ -164,7 +184,7 @@ class ObjectStoreResource(ConfigurableResource):
             ]
             return sorted(keys)
         base = Path(self.root)
-        start = base / prefix
+        start = self._local(prefix, prefix=True)
         if start.is_file():
             return [prefix]
         if not start.exists():

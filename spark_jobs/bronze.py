@@ -15,6 +15,8 @@ import os
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from netflix_assets.offsets import OffsetsLost, offset_gaps
+
 OffsetRange = dict[int, tuple[int, int]]
 """Kafka partition -> (start offset inclusive, end offset exclusive)."""
 
@@ -48,8 +50,34 @@ def bronze_next_offsets(path: str, topic: str) -> dict[int, int]:
     return dict(zip(parts, maxes, strict=True))
 
 
-def plan_range(next_offsets: dict[int, int], watermarks: dict[int, tuple[int, int]]) -> OffsetRange:
-    """The range to ingest: from what bronze holds (or the log start) to the current end."""
+def plan_range(
+    next_offsets: dict[int, int],
+    watermarks: dict[int, tuple[int, int]],
+    topic: str = "viewing-events",
+    accept_lost: bool = False,
+) -> OffsetRange:
+    """The range to ingest: from what bronze holds (or the log start) to the current end.
+
+    Raises OffsetsLost when Kafka no longer holds the offsets bronze needs next (retention or
+    delete-records ran first) or holds fewer than bronze already has (the topic was re-created):
+    starting at the log start would skip the lost events without a word. `accept_lost`
+    acknowledges a retention loss (the caller records it); a re-created topic is never accepted,
+    because its smaller offsets would make Delta take the new events for a range written already
+    (the transaction version is the sum of end offsets)."""
+    gaps = offset_gaps(next_offsets, watermarks)
+    if gaps and (not accept_lost or any(g.recreated for g in gaps)):
+        if any(g.recreated for g in gaps):
+            fix = (
+                "Move the bronze table aside (a new table starts at the log start) or ingest a "
+                "new topic name; continuing would write nothing for the re-created topic."
+            )
+        else:
+            fix = (
+                "Check the topic's retention against the bronze schedule; to record the loss and "
+                "continue from the log start, materialize bronze_viewing_events with run config "
+                "{ops: {bronze_viewing_events: {config: {accept_lost_offsets: true}}}}."
+            )
+        raise OffsetsLost(topic, "bronze", gaps, fix)
     plan = {}
     for partition, (low, high) in watermarks.items():
         start = max(next_offsets.get(partition, low), low)

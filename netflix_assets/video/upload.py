@@ -16,14 +16,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from jsonschema import Draft202012Validator, ValidationError
 
 from netflix_assets import topics
+from netflix_assets.object_keys import check_key
+from netflix_assets.offsets import check_offsets
 from netflix_assets.video.probe import file_sha256
 from schema import SCHEMA_DIR
 
 SCHEMA_PATH = SCHEMA_DIR / "upload_event.schema.json"
+TITLE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+"""The schema's title_id pattern: a safe partition key, object-store prefix and Kafka key."""
+MAX_EVENT_BYTES = 64 * 1024
+"""An upload event is well under 2 KiB; anything far larger is not one, and is not parsed."""
 
 
 @cache
@@ -44,6 +51,28 @@ def slugify(text: str) -> str:
     if not slug:
         raise ValueError(f"cannot derive a title id from {text!r}; pass title_id explicitly")
     return slug
+
+
+def check_title_id(title_id: str) -> str:
+    """`title_id` itself, or ValueError naming the rule, before anything is written under it."""
+    if not isinstance(title_id, str) or not TITLE_ID.match(title_id):
+        raise ValueError(
+            f"title id {title_id!r} is not allowed: use 1-64 lowercase letters, digits and '-', "
+            "starting with a letter or digit (e.g. 'big-buck-bunny')"
+        )
+    return title_id
+
+
+def check_filename(filename: str) -> str:
+    """A file name that is one object-key segment (no '/', not '.' or '..', no control chars)."""
+    if (
+        not filename
+        or filename in (".", "..")
+        or any(c in filename for c in "/\\")
+        or any(ord(c) < 32 for c in filename)
+    ):
+        raise ValueError(f"file name {filename!r} cannot be stored; rename the file")
+    return filename
 
 
 def raw_key(title_id: str, sha256: str, filename: str) -> str:
@@ -88,7 +117,8 @@ def upload_title(
 
     `object_store` is an ObjectStoreResource and `kafka` a KafkaResource; returns the event."""
     path = Path(path)
-    title_id = title_id or slugify(path.stem)
+    title_id = check_title_id(title_id or slugify(path.stem))
+    check_filename(path.name)
     title = title or path.stem.replace("_", " ").replace("-", " ").strip() or title_id
     sha256 = file_sha256(path)
     key = raw_key(title_id, sha256, path.name)
@@ -126,18 +156,32 @@ class UploadMessage:
 
 
 def parse_upload_message(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
-    """(event, None) for a valid upload event, (None, reason) for anything else."""
+    """(event, None) for a valid upload event, (None, reason) for anything else.
+
+    Never raises on content: one message the sensor cannot handle would block every upload
+    behind it. Size is bounded before parsing, and orjson stops at 1024 levels of nesting
+    (the standard library's parser recursed until RecursionError)."""
     if raw is None:
         return None, "empty message (tombstone)"
+    if len(raw) > MAX_EVENT_BYTES:
+        return None, f"too large: {len(raw)} bytes, an upload event is at most {MAX_EVENT_BYTES}"
     try:
-        event = json.loads(raw)
-    except ValueError as exc:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         return None, f"not JSON: {exc}"
     try:
         validate_upload_event(event)
     except ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(event)"
-        return None, f"breaks schema/upload_event.schema.json at {where}: {exc.message}"
+        return None, f"breaks schema/upload_event.schema.json at {where}: {exc.message[:300]}"
+    key = event["object_key"]
+    try:
+        check_key(key)
+        check_filename(event["filename"])
+    except ValueError as exc:
+        return None, f"unsafe object_key or filename: {exc}"
+    if not key.startswith(f"raw/{event['title_id']}/"):
+        return None, f"object_key {key!r} is not under raw/{event['title_id']}/ (its title's area)"
     return event, None
 
 
@@ -150,8 +194,17 @@ def read_upload_messages(
 ) -> tuple[list[UploadMessage], dict[int, int]]:
     """Read from `start` offsets (partition -> next offset; absent: the earliest) up to the end
     offsets seen when the call began. Returns the messages and the next offsets. No consumer
-    group commit: the caller keeps the offsets (the sensor cursor)."""
+    group commit: the caller keeps the offsets (the sensor cursor). Raises OffsetsLost when the
+    topic no longer holds an offset in `start` (deleted, or the topic re-created)."""
     watermarks = kafka.watermarks(topic)
+    check_offsets(
+        topic,
+        "the upload sensor",
+        start,
+        watermarks,
+        "Re-upload the titles announced in that range if any, then reset the sensor cursor "
+        "(`dagster sensor cursor title_upload_sensor --delete`) to read from the log start.",
+    )
     next_offsets = {p: max(start.get(p, low), low) for p, (low, _high) in watermarks.items()}
     pending = {p for p, (_low, high) in watermarks.items() if next_offsets[p] < high}
     messages: list[UploadMessage] = []

@@ -1,0 +1,155 @@
+"""Offsets deleted from Kafka (retention, delete-records) or a re-created topic are reported by
+topic, partition and range, never skipped: by bronze's plan, the bronze asset, the viewing-events
+sensor and the upload sensor's reader, on real topics whose data was really deleted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import TopicPartition
+from dagster import DagsterInstance, build_sensor_context, materialize
+from deltalake import write_deltalake
+
+from assets.lake import bronze_viewing_events
+from netflix_assets import topics
+from netflix_assets.offsets import OffsetsLost, offset_gaps
+from netflix_assets.video.upload import read_upload_messages
+from resources.kafka import KafkaResource
+from resources.object_store import ObjectStoreResource
+from sensors.viewing_events import viewing_events_sensor
+from spark_jobs.bronze import bronze_next_offsets, plan_range
+from spark_jobs.paths import table_uri
+
+pytestmark = pytest.mark.stack
+
+
+def produce(kafka: KafkaResource, topic: str, count: int) -> None:
+    producer = kafka.producer()
+    for i in range(count):
+        producer.produce(topic, value=f'{{"n": {i}}}'.encode(), partition=0)
+    assert producer.flush(15) == 0
+
+
+def delete_records_before(kafka: KafkaResource, topic: str, offset: int) -> None:
+    """What retention does, on demand: the log of partition 0 now starts at `offset`."""
+    admin = kafka.admin()  # kept referenced: its futures complete on its thread
+    futures = admin.delete_records([TopicPartition(topic, 0, offset)])
+    for future in futures.values():
+        future.result(15)
+    deadline = time.monotonic() + 15
+    while kafka.watermarks(topic)[0][0] < offset:
+        assert time.monotonic() < deadline, "delete_records did not move the log start"
+        time.sleep(0.2)
+
+
+def recreate(kafka: KafkaResource, topic: str) -> None:
+    admin = kafka.admin()
+    for future in admin.delete_topics([topic]).values():
+        future.result(15)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if not kafka.ensure_topics([topic], partitions=1):
+                time.sleep(0.5)  # still being deleted: it exists, wait for it to go
+                continue
+            break
+        except Exception:  # noqa: BLE001 - "marked for deletion" until the broker finishes
+            assert time.monotonic() < deadline, f"{topic} was not re-created"
+            time.sleep(0.5)
+
+
+def bronze_table_claiming(store: ObjectStoreResource, topic: str, offsets: list[int]) -> str:
+    """A bronze table whose rows say those offsets of partition 0 were ingested."""
+    path = table_uri(store, "bronze_viewing_events")
+    rows = pa.table(
+        {
+            "topic": [topic] * len(offsets),
+            "partition": pa.array([0] * len(offsets), pa.int32()),
+            "offset": pa.array(offsets, pa.int64()),
+        }
+    )
+    write_deltalake(path, rows)
+    return path
+
+
+def test_plan_names_the_missing_range() -> None:
+    assert plan_range({0: 3}, {0: (0, 7), 1: (0, 2)}) == {0: (3, 7), 1: (0, 2)}
+    with pytest.raises(OffsetsLost, match=r"viewing-events\[0\]: offsets \[3, 10\) were deleted"):
+        plan_range({0: 3}, {0: (10, 12)}, "viewing-events")
+    # Acknowledged: continue from the log start.
+    assert plan_range({0: 3}, {0: (10, 12)}, "t", accept_lost=True) == {0: (10, 12)}
+    # Fewer offsets than bronze already read: a re-created topic, never accepted.
+    with pytest.raises(OffsetsLost, match=r"re-created"):
+        plan_range({0: 50}, {0: (0, 4)}, "t", accept_lost=True)
+    with pytest.raises(OffsetsLost, match=r"t\[1\]: the partition no longer exists"):
+        plan_range({0: 4, 1: 9}, {0: (0, 4)}, "t")
+    # A partition never read, whose start was deleted, while others were read: lost too.
+    assert [g.partition for g in offset_gaps({0: 4}, {0: (0, 4), 1: (5, 9)})] == [1]
+    # A first read of a topic starts at the log start by design.
+    assert plan_range({}, {0: (10, 12)}) == {0: (10, 12)}
+
+
+def test_upload_reader_reports_deleted_and_recreated(kafka_resource: KafkaResource) -> None:
+    topic = f"test-lost-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic], partitions=1)
+    try:
+        produce(kafka_resource, topic, 10)
+        messages, cursor = read_upload_messages(kafka_resource, topic, {0: 3}, timeout_s=10)
+        assert cursor == {0: 10} and len(messages) == 7
+        delete_records_before(kafka_resource, topic, 6)
+        # The cursor (next offset 3) was kept before the deletion: 3..5 are gone unread.
+        with pytest.raises(OffsetsLost, match=rf"{topic}\[0\]: offsets \[3, 6\) were deleted"):
+            read_upload_messages(kafka_resource, topic, {0: 3})
+        # Caught up before the deletion: nothing lost, nothing to say.
+        assert read_upload_messages(kafka_resource, topic, {0: 10}) == ([], {0: 10})
+
+        recreate(kafka_resource, topic)
+        produce(kafka_resource, topic, 2)
+        with pytest.raises(OffsetsLost, match=r"ends at offset 2 but offsets up to 9 were already"):
+            read_upload_messages(kafka_resource, topic, {0: 10})
+    finally:
+        kafka_resource.admin().delete_topics([topic])
+
+
+def test_bronze_asset_fails_naming_the_range(kafka_resource: KafkaResource, tmp_path) -> None:
+    topic = f"test-lost-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic], partitions=1)
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    try:
+        produce(kafka_resource, topic, 8)
+        delete_records_before(kafka_resource, topic, 5)
+        path = bronze_table_claiming(store, topic, [0, 1])  # bronze read 0..1, next is 2
+        assert bronze_next_offsets(path, topic) == {0: 2}
+        result = materialize(
+            [bronze_viewing_events],
+            resources={"kafka": kafka_resource, "object_store": store, "spark": object()},
+            run_config={"ops": {"bronze_viewing_events": {"config": {"topic": topic}}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.step_failure_data.error.message
+        assert f"{topic}[0]: offsets [2, 5) were deleted" in message
+        assert "accept_lost_offsets" in message
+    finally:
+        kafka_resource.admin().delete_topics([topic])
+
+
+def test_sensor_fails_instead_of_saying_bronze_is_current(
+    kafka_resource: KafkaResource, tmp_path
+) -> None:
+    """Bronze holds offsets beyond the topic's end: the topic was re-created. The sensor used to
+    answer "bronze holds every offset of the topic" on every tick from then on."""
+    kafka_resource.ensure_topics([topics.VIEWING_EVENTS])
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    high = kafka_resource.watermarks(topics.VIEWING_EVENTS)[0][1]
+    bronze_table_claiming(store, topics.VIEWING_EVENTS, [high + 100, high + 101])
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance, resources={"kafka": kafka_resource, "object_store": store}
+        )
+        with pytest.raises(OffsetsLost, match=rf"{topics.VIEWING_EVENTS}\[0\].*re-created"):
+            viewing_events_sensor(context)
