@@ -175,7 +175,7 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
         if not store.refresh():
             raise RuntimeError(f"the service could not load the release: {store.last_error}")
         key = "demo-key"
-        http = TestClient(create_app(store, RedisResource().client(), AuthConfig(api_key=key)))
+        http = TestClient(create_app(store, RedisResource().async_client, AuthConfig(api_key=key)))
         for user in ("demo:1", "someone-new"):
             response = http.get(f"/v1/recommendations/{user}?k=5", headers={"X-API-Key": key})
             response.raise_for_status()

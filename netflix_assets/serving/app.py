@@ -3,22 +3,31 @@
 Per request: one Redis round trip (a pipeline of HGETALL on the user's online features and
 SMEMBERS on the titles they have watched), then recommender.recommend on the current bundle.
 The handler runs on the event loop (`async def`): its work is about a millisecond of CPU-bound
-numpy and LightGBM plus a sub-millisecond loopback Redis read, and a hop to the thread pool cost
-more than it saved on two cores. The body is serialized with orjson straight to bytes, and a
-Server-Timing header reports the handler's own time, so a client can tell server time from
-network and queueing.
+numpy and LightGBM, and a hop to the thread pool cost more than it saved on two cores. The Redis
+read is awaited (redis.asyncio), so a slow or unreachable Redis stalls only its own requests,
+never the loop that serves every other one (and /healthz). The body is serialized with orjson
+straight to bytes, and a Server-Timing header reports the handler's own time, so a client can
+tell server time from network and queueing.
+
+What leaves the server is for a client: /healthz and error bodies name no host, port or file
+path (those go to the server's log), and a bearer token reads only its own subject's profile
+(see auth.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,10 +38,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from netflix_assets.serving.auth import AuthConfig, Unauthorized
+from netflix_assets.serving.auth import AuthConfig, Forbidden, Unauthorized
 from netflix_assets.serving.recommender import recommend
 from netflix_assets.serving.store import ModelStore
 
+log = logging.getLogger(__name__)
 USER_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 MAX_K = 100
 
@@ -58,7 +68,32 @@ def _metrics(registry: CollectorRegistry, store: ModelStore):
     return latency, requests
 
 
-def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> FastAPI:
+def _public_load_error(error: str | None) -> str | None:
+    """The store's last error without its detail (object-store paths, hosts): which release
+    failed, and where to look."""
+    if error is None:
+        return None
+    found = re.match(r"release (\S+):", error)
+    which = f"release {found.group(1)}" if found else "the release poll"
+    return f"{which} failed to load; the reason is in the server's log"
+
+
+def create_app(
+    store: ModelStore, connect: Callable[[], aioredis.Redis], auth: AuthConfig
+) -> FastAPI:
+    """`connect` makes an asyncio Redis client (RedisResource().async_client). An asyncio
+    client belongs to the event loop it first ran on, so the app keeps one per loop: one in a
+    server, one per request under a TestClient used without `with`."""
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def client() -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in clients:
+            clients[loop] = connect()
+        return clients[loop]
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -71,12 +106,13 @@ def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> Fast
     latency, requests = _metrics(registry, store)
 
     @app.get("/healthz")
-    def healthz(response: Response) -> dict:
+    async def healthz(response: Response) -> dict:
         bundle = store.current
         try:
-            client.ping()
+            await client().ping()
             redis_ok = True
-        except redis.RedisError:
+        except (redis.RedisError, OSError) as exc:
+            log.warning("healthz: Redis unreachable: %s", exc)
             redis_ok = False
         ok = bundle is not None and redis_ok
         response.status_code = 200 if ok else 503
@@ -85,7 +121,7 @@ def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> Fast
             "model_version": bundle.version if bundle else None,
             "ranker_engine": bundle.scorer.engine if bundle else None,
             "redis": redis_ok,
-            "last_load_error": store.last_error,
+            "last_load_error": _public_load_error(store.last_error),
         }
 
     @app.get("/metrics")
@@ -101,10 +137,13 @@ def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> Fast
     ) -> Response:
         started = time.perf_counter()
         try:
-            auth.check(x_api_key, authorization)
+            auth.authorize(x_api_key, authorization, user_id)
         except Unauthorized as exc:
             requests.labels("unauthorized").inc()
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+        except Forbidden as exc:
+            requests.labels("forbidden").inc()
+            raise HTTPException(403, str(exc)) from exc
         if not USER_ID.match(user_id):
             requests.labels("bad_request").inc()
             raise HTTPException(
@@ -118,13 +157,14 @@ def create_app(store: ModelStore, client: redis.Redis, auth: AuthConfig) -> Fast
             )
         prefix = bundle.online_prefix
         try:
-            pipe = client.pipeline(transaction=False)
+            pipe = client().pipeline(transaction=False)
             pipe.hgetall(f"{prefix}:user:{user_id}")
             pipe.smembers(f"{prefix}:seen:{user_id}")
-            raw_features, raw_seen = pipe.execute()
-        except redis.RedisError as exc:
+            raw_features, raw_seen = await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
             requests.labels("feature_store_down").inc()
-            raise HTTPException(503, f"online feature store unavailable: {exc}") from exc
+            log.error("online feature store unavailable: %s", exc)
+            raise HTTPException(503, "online feature store unavailable; retry later") from exc
         features = {k_.decode(): v.decode() for k_, v in raw_features.items()}
         seen = [t.decode() for t in raw_seen]
         result = recommend(bundle, user_id, features, seen, k)

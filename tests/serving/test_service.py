@@ -38,6 +38,14 @@ SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 N_USERS, N_TITLES, DIM = 50, 120, 8
 
 
+def token(sub: str, lifetime: timedelta = timedelta(minutes=5), secret: str = SECRET, **claims):
+    """A token as the identity provider issues it: this service's audience and issuer."""
+    now = datetime.now(UTC)
+    payload = {"sub": sub, "iat": now, "exp": now + lifetime, "aud": "netflix-assets-recs"}
+    payload["iss"] = "netflix-assets"
+    return jwt.encode({**payload, **claims}, secret, "HS256")
+
+
 def _booster(seed: int, rounds: int = 5) -> lgb.Booster:
     rng = np.random.default_rng(seed)
     rows = rng.random((400, len(ranker.FEATURES)))
@@ -91,7 +99,7 @@ def service(tmp_path, object_store, redis_resource):
     store = ModelStore(
         bundle.manifest_file_source(manifest), object_store, tmp_path / "releases", poll_seconds=0.1
     )
-    app = create_app(store, client, AuthConfig(api_key=KEY, jwt_secret=SECRET))
+    app = create_app(store, redis_resource.async_client, AuthConfig(api_key=KEY, jwt_secret=SECRET))
     yield store, app, manifest, prefix
     store.stop()
     for key in client.scan_iter(f"{prefix}:*"):
@@ -119,14 +127,17 @@ def test_auth_and_bad_input(service, object_store) -> None:
     missing = http.get("/v1/recommendations/u1")
     assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
     assert http.get("/v1/recommendations/u1", headers={"X-API-Key": "nope"}).status_code == 401
-    now = datetime.now(UTC)
-    token = jwt.encode({"sub": "app", "exp": now + timedelta(minutes=5)}, SECRET, "HS256")
-    bearer = http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {token}"})
-    assert bearer.status_code == 200
-    expired = jwt.encode({"sub": "app", "exp": now - timedelta(minutes=5)}, SECRET, "HS256")
+    own = http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {token('u1')}"})
+    assert own.status_code == 200
+    other = http.get("/v1/recommendations/u2", headers={"Authorization": f"Bearer {token('u1')}"})
+    assert other.status_code == 403 and "own subject" in other.json()["detail"]
+    backend = token("recs-gateway", role="service")
+    served = http.get("/v1/recommendations/u2", headers={"Authorization": f"Bearer {backend}"})
+    assert served.status_code == 200
+    expired = token("u1", lifetime=timedelta(minutes=-5))
     late = http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {expired}"})
     assert late.status_code == 401 and "expired" in late.json()["detail"]
-    forged = jwt.encode({"sub": "x", "exp": now + timedelta(minutes=5)}, "other" * 8, "HS256")
+    forged = token("u1", secret="other" * 8)
     assert (
         http.get("/v1/recommendations/u1", headers={"Authorization": f"Bearer {forged}"})
     ).status_code == 401
@@ -174,7 +185,8 @@ def test_broken_release_keeps_the_old_model(service, object_store) -> None:
     assert store.current.version == "v1" and store.load_errors == 1
     assert "missing.txt" in store.last_error
     health = TestClient(app).get("/healthz").json()
-    assert health["model_version"] == "v1" and "missing.txt" in health["last_load_error"]
+    assert health["model_version"] == "v1" and "release v2 failed" in health["last_load_error"]
+    assert "missing.txt" not in health["last_load_error"]  # object-store paths stay in the log
 
 
 def _named(manifest_path) -> tuple[str, dict]:
