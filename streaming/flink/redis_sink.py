@@ -13,6 +13,13 @@ Key layout (all under qoe:v1:, hashes unless noted; values are strings, "" for n
   qoe:v1:alerts                                      sorted set: alert_id scored by window end
   qoe:v1:late:{title_id}                             event_id -> event_ts of events dropped late
   qoe:v1:meta                                        last_{viewers,qoe,alert}_window_end
+  qoe:v1:quarantine                                  list: records the sink could not apply, as
+                                                     JSON {topic, partition, offset, reason,
+                                                     payload}, newest first, last 10,000 kept
+
+A record that cannot be applied (not JSON, nested beyond 1024 levels, a field its kind needs is
+missing, Redis refuses its writes) is quarantined with its reason and the sink moves on: one bad
+message must not stop the dashboards or restart the sink forever.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import orjson  # noqa: E402
+
 from netflix_assets import settings, topics  # noqa: E402
 
 PREFIX = "qoe:v1"
@@ -39,6 +48,17 @@ VIEWERS_TTL_S = 300
 WINDOW_TTL_S = 3600
 ALERT_TTL_S = 86_400
 LATE_TTL_S = 86_400
+QUARANTINE = f"{PREFIX}:quarantine"
+QUARANTINE_KEEP = 10_000
+PAYLOAD_KEEP_BYTES = 4096
+
+# The string fields each kind needs to name its keys; a record without one is poison.
+REQUIRED = {
+    "concurrent_viewers": ("title_id", "window_end"),
+    "qoe_window": ("title_id", "device", "cdn", "country", "window_end"),
+    "qoe_alert": ("alert_id", "window_end"),
+    "late_event": ("title_id", "event_id", "event_ts"),
+}
 
 # Writes the hash only when its order field is not newer than the incoming one (ISO-8601 UTC
 # strings of one format compare like the times they name), then refreshes the TTL (0: none).
@@ -101,8 +121,27 @@ def _epoch_s(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
+class PoisonRecord(ValueError):
+    """A message the sink cannot apply; the message is the reason kept in quarantine."""
+
+
+def _check_fields(record: dict[str, Any]) -> None:
+    kind = record.get("kind")
+    for name in REQUIRED.get(kind, ()):
+        value = record.get(name)
+        if not isinstance(value, str) or not value:
+            raise PoisonRecord(f"{kind} record without a {name} (got {value!r:.80})")
+    if kind == "qoe_alert":
+        try:
+            _epoch_s(record["window_end"])
+        except ValueError as exc:
+            raise PoisonRecord(f"qoe_alert window_end is not a time: {exc}") from exc
+
+
 def plan_writes(record: dict[str, Any]) -> list[HashWrite | IndexWrite]:
-    """The Redis writes one output record becomes; [] for a kind this sink does not keep."""
+    """The Redis writes one output record becomes; [] for a kind this sink does not keep.
+    Raises PoisonRecord when a field its kind needs is missing or malformed."""
+    _check_fields(record)
     kind = record.get("kind")
     end = record.get("window_end", "")
     if kind == "concurrent_viewers":
@@ -157,13 +196,71 @@ def apply_writes(client, writes: list[HashWrite | IndexWrite]) -> None:
     pipe.execute()
 
 
-def decode(value: bytes | None) -> dict[str, Any] | None:
-    """A record, or None for a message that is not a JSON object (logged and skipped)."""
+def decode(value: bytes | None) -> dict[str, Any]:
+    """The record a message holds; PoisonRecord naming why for anything but a JSON object.
+    orjson stops at 1024 levels of nesting, where the standard parser hit RecursionError."""
+    if not value:
+        raise PoisonRecord("empty message")
     try:
-        record = json.loads(value) if value else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonRecord(f"not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise PoisonRecord(f"not a JSON object but {type(record).__name__}")
+    return record
+
+
+def quarantine_entry(message: Any, reason: str) -> bytes:
+    """What the quarantine list keeps of a message: where it was, why, and its first 4 KiB."""
+    value = message.value() or b""
+    return json.dumps(
+        {
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "reason": reason,
+            "payload": value[:PAYLOAD_KEEP_BYTES].decode("utf-8", "replace"),
+            "payload_bytes": len(value),
+            "quarantined_at": time.time(),
+        }
+    ).encode()
+
+
+def quarantine(client, entries: list[bytes]) -> None:
+    if not entries:
+        return
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(QUARANTINE, *entries)
+    pipe.ltrim(QUARANTINE, 0, QUARANTINE_KEEP - 1)
+    pipe.execute()
+
+
+def apply_batch(client, messages: list[Any]) -> tuple[int, list[bytes]]:
+    """Apply a batch of messages; returns (records applied, quarantine entries). One round trip
+    when every record is good; when Redis refuses the batch, each record is retried alone (the
+    writes are idempotent) so only the one Redis refuses is quarantined."""
+    import redis
+
+    planned: list[tuple[Any, list[HashWrite | IndexWrite]]] = []
+    poison: list[bytes] = []
+    for message in messages:
+        try:
+            planned.append((message, plan_writes(decode(message.value()))))
+        except PoisonRecord as exc:
+            poison.append(quarantine_entry(message, str(exc)))
+    try:
+        apply_writes(client, [w for _, writes in planned for w in writes])
+        return len(planned), poison
+    except redis.ResponseError:
+        pass
+    applied = 0
+    for message, writes in planned:
+        try:
+            apply_writes(client, writes)
+            applied += 1
+        except redis.ResponseError as exc:
+            poison.append(quarantine_entry(message, f"Redis refused its writes: {exc}"))
+    return applied, poison
 
 
 def run(
@@ -191,7 +288,7 @@ def run(
         }
     )
     consumer.subscribe(topic_names)
-    applied = skipped = 0
+    applied = quarantined = 0
     idle_since = time.monotonic()
     try:
         while True:
@@ -202,20 +299,18 @@ def run(
                     break
                 continue
             idle_since = time.monotonic()
-            writes: list[HashWrite | IndexWrite] = []
-            for message in messages:
-                record = decode(message.value())
-                if record is None:
-                    skipped += 1
-                    continue
-                writes += plan_writes(record)
-                applied += 1
-            apply_writes(client, writes)
+            done, poison = apply_batch(client, messages)
+            # Quarantined before the commit: a crash in between re-reads, never loses, them.
+            quarantine(client, poison)
+            for entry in poison:
+                print(f"redis_sink: quarantined in {QUARANTINE}: {entry[:300]!r}", flush=True)
             consumer.commit(asynchronous=False)
+            applied += done
+            quarantined += len(poison)
     finally:
         consumer.close()
-    if skipped:
-        print(f"redis_sink: skipped {skipped} messages that are not JSON objects", flush=True)
+    if quarantined:
+        print(f"redis_sink: quarantined {quarantined} messages in {QUARANTINE}", flush=True)
     return applied
 
 

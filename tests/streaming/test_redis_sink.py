@@ -69,7 +69,25 @@ def test_plan_writes_key_layout() -> None:
     assert alert_writes[0].fields["startup_p95_ms"] == ""
     assert alert_writes[1] == redis_sink.IndexWrite("qoe:v1:alerts", "a" * 32, 1795550700.0)
     assert redis_sink.plan_writes({"kind": "something-else"}) == []
-    assert redis_sink.decode(b"not json") is None and redis_sink.decode(b"[1]") is None
+    with pytest.raises(redis_sink.PoisonRecord, match="not JSON"):
+        redis_sink.decode(b"not json")
+    with pytest.raises(redis_sink.PoisonRecord, match="not a JSON object"):
+        redis_sink.decode(b"[1]")
+
+
+def test_poison_records_name_their_cause() -> None:
+    """A record without the fields its keys need, or nested past any sane depth, is refused
+    with a reason (it used to raise KeyError or RecursionError and crash the sink)."""
+    with pytest.raises(redis_sink.PoisonRecord, match="without a title_id"):
+        redis_sink.plan_writes({"kind": "concurrent_viewers", "window_end": "x"})
+    with pytest.raises(redis_sink.PoisonRecord, match="without a window_end"):
+        redis_sink.plan_writes(
+            {"kind": "qoe_window", "title_id": "t", "device": "tv"} | {"cdn": "c", "country": "US"}
+        )
+    with pytest.raises(redis_sink.PoisonRecord, match="not a time"):
+        redis_sink.plan_writes({**alert("t"), "window_end": "yesterday"})
+    with pytest.raises(redis_sink.PoisonRecord, match="depth"):
+        redis_sink.decode(b'{"a":' * 5000 + b"1" + b"}" * 5000)
 
 
 @pytest.fixture
@@ -120,3 +138,46 @@ def test_run_consumes_the_topics_into_redis(
     assert client.hget(f"qoe:v1:viewers:{title}", "viewers") == b"3"
     assert client.hget("qoe:v1:alert:" + "a" * 32, "title_id") == title.encode()
     assert client.zscore("qoe:v1:alerts", "a" * 32) == 1795550700.0
+
+
+@pytest.mark.stack
+def test_poison_messages_are_quarantined_and_the_sink_moves_on(
+    kafka_resource: KafkaResource, redis_resource: RedisResource, title: str
+) -> None:
+    topic = f"test-qoe-sink-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic])
+    client = redis_resource.client()
+    # A key of the wrong type: Redis itself refuses the writes of a well-formed record.
+    client.set(f"qoe:v1:viewers:{title}-taken", "not a hash")
+    poison = [
+        json.dumps({"kind": "concurrent_viewers", "window_end": "2026-11-24T20:01:00.000Z"}),
+        json.dumps({"kind": "qoe_window", "title_id": title}),
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps(viewers(f"{title}-taken", "2026-11-24T20:01:00.000Z", 1)),
+    ]
+    producer = kafka_resource.producer()
+    producer.produce(topic, value=json.dumps(viewers(title, "2026-11-24T20:01:00.000Z", 3)))
+    for value in poison:
+        producer.produce(topic, value=value)
+    producer.produce(topic, value=json.dumps(alert(title)))
+    assert producer.flush(10) == 0
+
+    group = f"test-sink-{uuid.uuid4().hex[:8]}"
+    servers, url = kafka_resource.bootstrap_servers, redis_resource.url
+    applied = redis_sink.run(servers, url, [topic], group_id=group, until_caught_up=True)
+    assert applied == 2  # both good records, the one after the poison included
+    assert client.hget(f"qoe:v1:viewers:{title}", "viewers") == b"3"
+    assert client.hget("qoe:v1:alert:" + "a" * 32, "title_id") == title.encode()
+    entries = [json.loads(e) for e in client.lrange(redis_sink.QUARANTINE, 0, 200)]
+    mine = sorted((e for e in entries if e["topic"] == topic), key=lambda e: e["offset"])
+    assert [e["offset"] for e in mine] == [1, 2, 3, 4]
+    reasons = [e["reason"] for e in mine]
+    assert "without a title_id" in reasons[0]
+    assert "without a device" in reasons[1]
+    assert "depth limit" in reasons[2] and mine[2]["payload_bytes"] == 200_000
+    assert "Redis refused" in reasons[3] and "WRONGTYPE" in reasons[3]
+    # The offsets were committed past the poison: a restarted sink has nothing to redo.
+    assert redis_sink.run(servers, url, [topic], group_id=group, until_caught_up=True) == 0
+    for raw in client.lrange(redis_sink.QUARANTINE, 0, 200):
+        if json.loads(raw)["topic"] == topic:
+            client.lrem(redis_sink.QUARANTINE, 0, raw)
