@@ -10,6 +10,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from netflix_assets import settings
+from netflix_assets.product import migrations
 from schema import sql_files
 
 
@@ -29,10 +30,7 @@ class PostgresResource(ConfigurableResource):
             yield conn
 
     def apply_schema(self) -> list[str]:
-        """Apply every DDL file under schema/ (idempotent statements); returns the file names."""
-        applied = []
-        with self.connect() as conn:
-            for path in sql_files():
-                conn.execute(path.read_text())
-                applied.append(path.name)
-        return applied
+        """Apply the pending versioned migrations (schema/migrations, netflix_assets.product
+        .migrations); returns every migration file name, applied now or before."""
+        migrations.migrate(self.dsn)
+        return [path.name for path in sql_files()]

@@ -1,10 +1,13 @@
-"""DDL for the service's PostgreSQL catalog and JSON Schemas for the events on Kafka."""
+"""DDL for the service's PostgreSQL database (versioned migrations) and JSON Schemas for the
+events on Kafka."""
 
 from pathlib import Path
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = SCHEMA_DIR / "migrations"
+"""One plain SQL file per version, NNNN_name.sql, applied by netflix_assets.product.migrations."""
 
 
 def sql_files() -> list[Path]:
-    """The catalog DDL files, applied in name order; every statement is idempotent."""
-    return sorted(SCHEMA_DIR.glob("*.sql"))
+    """The migration files in version order."""
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))

@@ -61,8 +61,8 @@ def test_redis_round_trip(redis_resource: RedisResource) -> None:
 
 
 def test_postgres_round_trip_and_schema(postgres_resource: PostgresResource) -> None:
-    assert "catalog.sql" in postgres_resource.apply_schema()
-    assert "catalog.sql" in postgres_resource.apply_schema()  # idempotent
+    assert "0001_catalog.sql" in postgres_resource.apply_schema()
+    assert "0001_catalog.sql" in postgres_resource.apply_schema()  # idempotent
     title_id = f"t-{uuid.uuid4().hex[:8]}"
     with postgres_resource.connect() as conn:
         conn.execute(

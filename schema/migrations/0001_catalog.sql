@@ -1,5 +1,6 @@
--- The service's catalog: what is published and how good it is. Every statement is idempotent so
--- PostgresResource.apply_schema() can run on every materialization of catalog_schema.
+-- 0001: the video catalog, what is published and how good it is (the video pipeline's
+-- published_title writes it). Written before migrations were versioned, so every statement is
+-- idempotent: a database that already has these tables takes this as its baseline unchanged.
 CREATE SCHEMA IF NOT EXISTS catalog;
 
 CREATE TABLE IF NOT EXISTS catalog.titles (
