@@ -21,6 +21,9 @@ Layout of one prepared release, `<root>/<key>/`:
 
 A directory is written under a temporary name and renamed into place only when complete, so a
 preparation killed half-way leaves nothing that can be opened; the next attempt starts afresh.
+Every directory this module makes holds a `MARKER` file from its first moment, and `prune`
+removes only marked directories: the release folder is a command-line argument, and
+`--release-dir ~` must not cost anyone a home folder.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ to 7.8 ms (each request reads the 12.8 MB of title factors), and an unpaced prep
 move in 1 MiB steps over about two seconds; a swap takes that much longer."""
 
 CHUNK = 2**20
+MARKER = ".netflix-assets-prepared-release"
+"""A file in every directory `prepare` makes: the only directories `prune` may remove."""
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -191,6 +196,7 @@ def prepare(version: str, manifest: Manifest, store: ObjectStoreResource, root: 
         return final
     scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
+        (scratch / MARKER).write_text(f"prepared release {version}; removed when not served\n")
         _write(scratch, version, manifest, store)
         try:
             scratch.rename(final)
@@ -288,12 +294,15 @@ class Preparer:
 
 def prune(root: Path, keep: set[Path]) -> None:
     """Remove prepared releases other than `keep` (the server's current one), and scratch left
-    by a preparation that was killed. An old bundle still mapped keeps working: unlinking a
+    by a preparation that was killed: only directories holding `MARKER`, never anything else
+    in `root` (a user's files, a symlink). An old bundle still mapped keeps working: unlinking a
     mapped file does not unmap it."""
     if not root.exists():
         return
     keep = {p.resolve() for p in keep}
     for entry in root.iterdir():
+        if entry.is_symlink() or not (entry / MARKER).is_file():
+            continue
         if entry.resolve() not in keep:
             shutil.rmtree(entry, ignore_errors=True)
 

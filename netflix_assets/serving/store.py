@@ -35,10 +35,10 @@ class ModelStore:
         prepare: Prepare | None = None,
         retry_seconds: float = 300.0,
     ) -> None:
-        """`release_dir` holds the prepared releases and belongs to this store alone (it prunes
-        what it does not serve); `prepare` is where the heavy work runs: by default a
-        `prepared.Preparer` child process, or `prepared.prepare` for a caller without requests
-        in flight."""
+        """`release_dir` holds the prepared releases (it prunes those it does not serve, and
+        only directories `prepared.prepare` made, so other files there are safe); `prepare` is
+        where the heavy work runs: by default a `prepared.Preparer` child process, or
+        `prepared.prepare` for a caller without requests in flight."""
         self._source = source
         self._object_store = object_store
         self._release_dir = Path(release_dir)
