@@ -27,6 +27,18 @@ class SparkResource(ConfigurableResource):
         description="Small by default: the local stack has 2 cores, not 200 tasks' worth.",
     )
     driver_memory: str = "2g"
+    driver_bind_address: str = Field(
+        default=os.environ.get("NETFLIX_ASSETS_SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1"),
+        description="Where the driver's RPC and block-manager ports listen. Loopback by default: "
+        "local[*] needs no one else to reach them, and Spark's RPC has no authentication "
+        "unless spark.authenticate is set. On a cluster, the pod/host address executors use "
+        "(env NETFLIX_ASSETS_SPARK_DRIVER_BIND_ADDRESS).",
+    )
+    driver_host: str = Field(
+        default=os.environ.get("NETFLIX_ASSETS_SPARK_DRIVER_HOST", "127.0.0.1"),
+        description="The address the driver advertises to executors "
+        "(env NETFLIX_ASSETS_SPARK_DRIVER_HOST).",
+    )
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
     def session_conf(self) -> dict[str, str]:
@@ -36,6 +48,8 @@ class SparkResource(ConfigurableResource):
             "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.driver.memory": self.driver_memory,
+            "spark.driver.bindAddress": self.driver_bind_address,
+            "spark.driver.host": self.driver_host,
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.enabled": "false",
             "spark.databricks.delta.snapshotPartitions": "2",
