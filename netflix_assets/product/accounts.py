@@ -70,26 +70,31 @@ def subscribe(
     at: datetime,
     trial: bool = False,
     currency: str | None = None,
+    period: tuple[datetime, datetime] | None = None,
 ) -> int:
-    """A new subscription in the account's currency; with a trial its first period is the trial
-    (billing_run invoices the first paid month when the trial ends), without one billing_run
-    invoices the first month on the sign-up day."""
-    period_end = at + timedelta(days=TRIAL_DAYS) if trial else add_months(at, 1)
+    """A new subscription in the account's currency (or `currency`). With a trial its first
+    period is the trial (billing_run invoices the first paid month when the trial ends);
+    without one billing_run invoices the first month on the sign-up day. `period` sets the
+    running period of a subscription created after the fact (its trial, if any, is over)."""
+    trial_end = at + timedelta(days=TRIAL_DAYS) if trial else None
+    start, end = period or (at, trial_end or add_months(at, 1))
+    status = "trialing" if trial and period is None else "active"
     with named_rules():
         row = conn.execute(
             "INSERT INTO product.subscriptions (account_id, plan_id, currency, status, "
             "started_at, trial_end, current_period_start, current_period_end) "
             "SELECT %(account)s, %(plan)s, coalesce(%(currency)s, currency), %(status)s, %(at)s, "
-            "%(trial_end)s, %(at)s, %(end)s FROM product.accounts WHERE account_id = %(account)s "
-            "RETURNING subscription_id",
+            "%(trial_end)s, %(start)s, %(end)s FROM product.accounts "
+            "WHERE account_id = %(account)s RETURNING subscription_id",
             {
                 "account": account_id,
                 "plan": plan_id,
                 "currency": currency,
-                "status": "trialing" if trial else "active",
+                "status": status,
                 "at": at,
-                "trial_end": period_end if trial else None,
-                "end": period_end,
+                "trial_end": trial_end,
+                "start": start,
+                "end": end,
             },
         ).fetchone()
     if row is None:
