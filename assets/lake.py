@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from netflix_assets import topics
 from netflix_assets.offsets import OffsetsLost, offset_gaps
 from netflix_assets.partitions import event_date_partitions
+from netflix_assets.run_profiles import k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
@@ -273,6 +274,6 @@ lake_daily_job = define_asset_job(
     "lake_daily_job",
     selection=["silver_viewing_events", "silver_quarantine", "silver_playback_sessions", *GOLD],
     partitions_def=event_date_partitions,
-    tags=SPARK_TAGS,
+    tags={**SPARK_TAGS, **k8s_run_tags("spark")},
 )
 JOBS = [lake_daily_job]

@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 
 from assets.lake import SPARK_TAGS
 from netflix_assets import topics
+from netflix_assets.run_profiles import k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
@@ -324,7 +325,7 @@ stream_reconciliation_job = define_asset_job(
     selection=AssetSelection.checks(
         *(AssetCheckKey(asset.key, RECONCILIATION_CHECK) for asset in RECONCILED.values())
     ),
-    tags=SPARK_TAGS,
+    tags={**SPARK_TAGS, **k8s_run_tags("spark")},
     description="Compares yesterday's QoE stream output with its recomputation from bronze.",
 )
 stream_reconciliation_schedule = ScheduleDefinition(

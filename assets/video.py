@@ -32,6 +32,7 @@ from pydantic import Field
 from assets.catalog import catalog_schema
 from netflix_assets import settings
 from netflix_assets.partitions import title_partitions
+from netflix_assets.run_profiles import k8s_run_tags
 from netflix_assets.video import packaging, publish, quality
 from netflix_assets.video.encode import SourceInfo, build_ladder_command
 from netflix_assets.video.ladder import build_ladder
@@ -577,6 +578,7 @@ video_pipeline_job = define_asset_job(
     "video_pipeline",
     selection=AssetSelection.groups(GROUP),
     partitions_def=title_partitions,
+    tags=k8s_run_tags("transcode"),
     description="One title from upload to published; started by the upload sensor.",
 )
 
