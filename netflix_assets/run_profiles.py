@@ -35,12 +35,8 @@ PROFILES: dict[str, dict[str, dict[str, str]]] = {
         "requests": {"cpu": "2", "memory": "6Gi"},
         "limits": {"memory": "8Gi"},
     },
-    "training": {
-        "requests": {"cpu": "4", "memory": "12Gi"},
-        "limits": {"memory": "16Gi"},
-    },
 }
-GPU_PROFILES = {"transcode", "training"}
+GPU_PROFILES = {"transcode"}
 
 
 def gpu_nodes() -> bool:
