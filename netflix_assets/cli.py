@@ -88,6 +88,42 @@ def stack_jars() -> None:
         click.echo(f"{group:6s} {len(jars.resolve(group))} jars in {jars.group_dir(group)}")
 
 
+@main.group()
+def db() -> None:
+    """The product database's versioned migrations (schema/migrations)."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the pending migrations, each in one transaction; a no-op when up to date."""
+    from netflix_assets.product import migrations
+    from resources.postgres import PostgresResource
+
+    try:
+        applied = migrations.migrate(PostgresResource().conninfo())
+    except migrations.MigrationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"applied {', '.join(applied)}" if applied else "up to date: nothing to apply")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Applied and pending versions; exits 1 when one is pending, edited or missing."""
+    from netflix_assets.product import migrations
+    from resources.postgres import PostgresResource
+
+    try:
+        states = migrations.status(PostgresResource().conninfo())
+    except migrations.MigrationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for state in states:
+        when = state.applied_at.isoformat(timespec="seconds") if state.applied_at else "-"
+        click.echo(f"{state.version:04d}  {state.name:20s} {state.state:8s} {when}")
+    sys.exit(0 if all(s.state == "applied" for s in states) else 1)
+
+
 @main.command()
 @click.option("--users", default=1000, show_default=True, help="Simulated users.")
 @click.option("--titles", default=200, show_default=True, help="Titles in the catalog.")
@@ -107,6 +143,15 @@ def stack_jars() -> None:
 )
 @click.option("--max-watch-minutes", default=90, show_default=True)
 @click.option("--topic", default=None, help="Topic (default: viewing-events).")
+@click.option(
+    "--accounts/--no-accounts",
+    "with_accounts",
+    default=True,
+    show_default=True,
+    help="Also simulate the account side into PostgreSQL (USERS accounts with profiles, trials, "
+    "plan changes, cancellations) and have those profiles watch the catalog's titles (published "
+    "ones first, seeded synthetic ones up to TITLES); --no-accounts: invented users u<n>, t<n>.",
+)
 def simulate(
     users: int,
     titles: int,
@@ -121,8 +166,10 @@ def simulate(
     span_minutes: int | None,
     max_watch_minutes: int,
     topic: str | None,
+    with_accounts: bool,
 ) -> None:
-    """Produce seeded, reproducible viewing events to Kafka."""
+    """Produce seeded, reproducible viewing events to Kafka (and the account side to
+    PostgreSQL)."""
     from datetime import UTC, date, datetime, timedelta
 
     from netflix_assets import topics
@@ -146,6 +193,8 @@ def simulate(
         span_minutes=span_minutes,
         max_watch_minutes=max_watch_minutes,
     )
+    if with_accounts:
+        config = _simulate_accounts(config)
     try:
         report = produce_simulated(
             KafkaResource(), config, rate=rate, topic=topic or topics.VIEWING_EVENTS
@@ -157,6 +206,42 @@ def simulate(
         f"produced {report.produced} events to {report.topic} in {report.seconds:.1f}s "
         f"({report.rate:,.0f}/s); {dict(report.kinds)}"
     )
+
+
+def _simulate_accounts(config):
+    """The account side of `simulate` in PostgreSQL; returns the config with its population."""
+    import dataclasses
+
+    from netflix_assets.product import migrations
+    from netflix_assets.product.simulation import (
+        AccountSimConfig,
+        ensure_catalog,
+        load_population,
+        simulate_accounts,
+    )
+    from resources.postgres import PostgresResource
+
+    postgres = PostgresResource()
+    account_config = AccountSimConfig(
+        accounts=config.users, days=config.days, start=config.start, seed=config.seed
+    )
+    try:
+        migrations.migrate(postgres.conninfo())
+        with postgres.connect() as conn:
+            report = simulate_accounts(conn, account_config)
+            added = ensure_catalog(conn, config.titles, config.seed)
+            population = load_population(conn, config.titles, config.seed)
+    except Exception as exc:  # psycopg's OperationalError, a MigrationError, a RuleViolation
+        click.echo(f"error: the account side could not be simulated: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"accounts: {report.accounts} new, {report.subscriptions} subscriptions, "
+        f"{report.plan_changes} plan changes, {report.cancellations} cancellations over "
+        f"{len(report.days_applied)} days ({len(report.days_skipped)} already simulated); "
+        f"{len(population.accounts)} live accounts watch {len(population.titles)} titles "
+        f"({added} synthetic added)"
+    )
+    return dataclasses.replace(config, population=population)
 
 
 @main.command()

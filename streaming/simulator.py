@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import orjson
 
 from streaming.events import HEARTBEAT_INTERVAL_MS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from netflix_assets.product.simulation import Population
 
 GENRES = ("drama", "comedy", "action", "documentary", "kids", "thriller", "romance", "anime")
 COUNTRIES = ("US", "BR", "GB", "DE", "FR", "IN", "JP", "MX", "CA", "ES")
@@ -64,6 +68,10 @@ class SimConfig:
     span_minutes: int | None = None
     """Start every session of a day within this many minutes of midnight UTC instead of across
     the whole day: a busy stretch in which a few hundred users fill real-time QoE windows."""
+    population: Population | None = None
+    """The product database's accounts, profiles and titles (netflix_assets.product.simulation
+    .load_population): viewers are those accounts, in their countries, watching those titles;
+    `users` and `titles` are then ignored. None: invented users u<n> and titles t<n>."""
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,46 @@ class Simulator:
         # events themselves are the same whether or not they go through `messages()`.
         self.noise = random.Random(f"{config.seed}/noise")
         rng = self.rng
-        zipf = [1.0 / (rank + 1) ** 1.1 for rank in range(config.titles)]
+        population = config.population
+        if population is not None and not (population.accounts and population.titles):
+            raise ValueError(
+                f"the population has {len(population.accounts)} accounts and "
+                f"{len(population.titles)} titles; simulate the account side first "
+                "(netflix-assets simulate --accounts N)"
+            )
+        n_titles = len(population.titles) if population else config.titles
+        zipf = [1.0 / (rank + 1) ** 1.1 for rank in range(n_titles)]
         self.title_cum = list(accumulate(zipf))
-        self.title_genre = [GENRES[rng.randrange(len(GENRES))] for _ in range(config.titles)]
-        self.title_minutes = [rng.randint(22, 140) for _ in range(config.titles)]
+        if population is None:
+            self.title_ids = [f"t{n}" for n in range(n_titles)]
+            self.title_genre = [GENRES[rng.randrange(len(GENRES))] for _ in range(n_titles)]
+            self.title_minutes = [rng.randint(22, 140) for _ in range(n_titles)]
+        else:
+            self.title_ids = [t.title_id for t in population.titles]
+            self.title_genre = [
+                t.genre if t.genre in GENRES else GENRES[0] for t in population.titles
+            ]
+            self.title_minutes = [t.minutes for t in population.titles]
         by_genre: dict[str, list[int]] = {g: [] for g in GENRES}
         for index, genre in enumerate(self.title_genre):
             by_genre[genre].append(index)
         self.by_genre = by_genre
         self.users = []
+        if population is not None:
+            for account in population.accounts:
+                device = rng.choices(DEVICES, DEVICE_WEIGHTS)[0]
+                self.users.append(
+                    {
+                        "user_id": account.account_id,
+                        "profiles": list(account.profiles),
+                        "device": device,
+                        "os": rng.choice(DEVICE_OS[device]),
+                        "country": account.country,
+                        "genre": rng.choice(GENRES),
+                        "activity": rng.lognormvariate(0, 0.7),
+                    }
+                )
+            return
         for n in range(config.users):
             device = rng.choices(DEVICES, DEVICE_WEIGHTS)[0]
             self.users.append(
@@ -140,7 +179,7 @@ class Simulator:
         if liked and rng.random() < 0.4:
             return liked[min(int(rng.expovariate(1 / 3)), len(liked) - 1)]
         return min(
-            _bisect(self.title_cum, rng.random() * self.title_cum[-1]), self.config.titles - 1
+            _bisect(self.title_cum, rng.random() * self.title_cum[-1]), len(self.title_ids) - 1
         )
 
     def session(self, user: dict, start_ms: int) -> list[dict]:
@@ -154,7 +193,7 @@ class Simulator:
             "session_id": _uuid_hex(rng),
             "user_id": user["user_id"],
             "profile_id": rng.choice(user["profiles"]),
-            "title_id": f"t{title}",
+            "title_id": self.title_ids[title],
             "device": user["device"],
             "os": user["os"],
             "country": user["country"],

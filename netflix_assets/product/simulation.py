@@ -119,7 +119,7 @@ def _new_account(
             conn,
             f"{account_id}-p{k}",
             account_id,
-            "Kids" if kids else f"Profile {k + 1}",
+            f"Kids {k + 1}" if kids else f"Profile {k + 1}",
             "kids" if kids else "adult",
             COUNTRY_LANGUAGE[country],
             at,
