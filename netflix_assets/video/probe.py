@@ -21,6 +21,20 @@ MIN_DIMENSION = 16
 TRUNCATION_TOLERANCE = 0.6
 """A source decoding fewer than 60% of the frames its duration implies is treated as truncated."""
 
+SOURCE_DEMUXERS = ("mov", "matroska", "avi", "mpegts", "mxf")
+"""The containers a source may be (MP4/MOV, Matroska/WebM, AVI, MPEG-TS, MXF). Playlists (HLS,
+DASH), concat lists and image sequences are refused: they make FFmpeg read other files, which
+would then be transcoded and published."""
+
+SOURCE_PROTOCOLS = "file"
+"""A source is one local file; no http, no concat:, no subfile:, no pipe."""
+
+SOURCE_OPEN_OPTIONS = {
+    "format_whitelist": ",".join(SOURCE_DEMUXERS),
+    "protocol_whitelist": SOURCE_PROTOCOLS,
+}
+"""libavformat options for opening a source, with PyAV here and on FFmpeg's command line."""
+
 
 class UploadRejected(ValueError):
     """An upload that cannot be transcoded; the message names the cause for the studio."""
@@ -71,6 +85,19 @@ def _bit_depth(pix_fmt: str) -> int:
     return 8
 
 
+def _refused_format(path: Path) -> str | None:
+    """What a file is when it is a format sources may not be: a playlist or list of files."""
+    with open(path, "rb") as handle:
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"#EXTM3U"):
+        return "an HLS playlist"
+    if head.startswith(b"ffconcat"):
+        return "an FFmpeg concat list"
+    if b"<MPD" in head or (head.startswith(b"<?xml") and b"MPD" in head):
+        return "a DASH manifest"
+    return None
+
+
 def _container_signature(path: Path) -> str | None:
     """The container a file's first bytes announce, to tell a cut-off video from a non-video."""
     with open(path, "rb") as handle:
@@ -95,15 +122,24 @@ def probe(path: str | Path) -> ProbeResult:
     if size == 0:
         raise UploadRejected(f"'{path.name}' is empty (zero bytes); upload the file again")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), options=SOURCE_OPEN_OPTIONS)
     except (av.error.InvalidDataError, av.error.FFmpegError) as exc:
+        refused = _refused_format(path)
+        if refused:
+            raise UploadRejected(
+                f"'{path.name}' is {refused}, not a video file; playlists and file lists are "
+                "refused because they pull in other files; upload the video itself"
+            ) from exc
         kind = _container_signature(path)
         if kind:
             raise UploadRejected(
                 f"'{path.name}' is truncated or damaged: it starts like {kind} but its index "
                 f"cannot be read ({exc.strerror or exc}); upload the complete file"
             ) from exc
-        raise UploadRejected(f"'{path.name}' is not a video file ({exc.strerror or exc})") from exc
+        raise UploadRejected(
+            f"'{path.name}' is not a video file in an accepted container "
+            f"({', '.join(SOURCE_DEMUXERS)}): {exc.strerror or exc}"
+        ) from exc
     with container:
         if not container.streams.video:
             raise UploadRejected(f"no video stream in '{path.name}'; upload the picture, not audio")
@@ -155,7 +191,7 @@ def count_decodable_frames(path: str | Path) -> tuple[int, float]:
     frames = 0
     last = 0.0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=SOURCE_OPEN_OPTIONS) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 if packet.size == 0:  # the flush packet at the end of the stream
