@@ -9,7 +9,7 @@ import uuid
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from dagster import DagsterInstance, build_sensor_context, materialize
 from deltalake import write_deltalake
 
@@ -56,7 +56,7 @@ def recreate(kafka: KafkaResource, topic: str) -> None:
                 time.sleep(0.5)  # still being deleted: it exists, wait for it to go
                 continue
             break
-        except Exception:  # noqa: BLE001 - "marked for deletion" until the broker finishes
+        except KafkaException:  # "marked for deletion" until the broker has finished
             assert time.monotonic() < deadline, f"{topic} was not re-created"
             time.sleep(0.5)
 

@@ -17,7 +17,9 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FLINK_PYTHON = REPO_ROOT / ".venv-flink" / "bin" / "python"
+FLINK_PYTHON = Path(
+    os.environ.get("NETFLIX_ASSETS_FLINK_PYTHON", REPO_ROOT / ".venv-flink" / "bin" / "python")
+)
 BASE = datetime(2026, 11, 24, 20, 0, 0, tzinfo=UTC)
 
 
