@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +44,22 @@ class Ports:
 HOST = "127.0.0.1"
 POSTGRES_DB = "netflix"
 POSTGRES_USER = "netflix"
+POSTGRES_PASSWORD_SECRET = "postgres-password"
+REDIS_PASSWORD_SECRET = "redis-password"
+
+
+def secrets_dir() -> Path:
+    """Where `stack up` keeps the local services' generated passwords (0700, files 0600)."""
+    return state_dir() / "secrets"
+
+
+def local_secret(name: str) -> str | None:
+    """A password the local stack generated, or None before its first `stack up`. Production
+    sets the full URLs/DSNs below in the environment instead (docs/SECURITY.md)."""
+    try:
+        return (secrets_dir() / name).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def ports() -> Ports:
@@ -61,12 +78,22 @@ def kafka_bootstrap() -> str:
 
 
 def redis_url() -> str:
-    return os.environ.get("NETFLIX_ASSETS_REDIS_URL", f"redis://{HOST}:{ports().redis}/0")
+    """NETFLIX_ASSETS_REDIS_URL, else the local Redis with the stack's generated password."""
+    if url := os.environ.get("NETFLIX_ASSETS_REDIS_URL"):
+        return url
+    password = local_secret(REDIS_PASSWORD_SECRET)
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{HOST}:{ports().redis}/0"
 
 
 def postgres_dsn() -> str:
-    default = f"postgresql://{POSTGRES_USER}@{HOST}:{ports().postgres}/{POSTGRES_DB}"
-    return os.environ.get("NETFLIX_ASSETS_POSTGRES_DSN", default)
+    """NETFLIX_ASSETS_POSTGRES_DSN, else the local database as the application role (not a
+    superuser) with the stack's generated password."""
+    if dsn := os.environ.get("NETFLIX_ASSETS_POSTGRES_DSN"):
+        return dsn
+    password = local_secret(POSTGRES_PASSWORD_SECRET)
+    user = f"{POSTGRES_USER}:{quote(password, safe='')}" if password else POSTGRES_USER
+    return f"postgresql://{user}@{HOST}:{ports().postgres}/{POSTGRES_DB}"
 
 
 def object_store_root() -> str:

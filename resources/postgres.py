@@ -19,18 +19,24 @@ class PostgresResource(ConfigurableResource):
     `with` block ends cleanly and rolls back on an error, so a failed publish leaves nothing."""
 
     dsn: str = Field(
-        default=settings.postgres_dsn(),
-        description="libpq DSN or URL (env NETFLIX_ASSETS_POSTGRES_DSN).",
+        default="",
+        description="libpq DSN or URL with its credentials. Empty: env "
+        "NETFLIX_ASSETS_POSTGRES_DSN, else the local stack's database as the application role "
+        "(read when connecting, so no password sits in the resource's visible config).",
     )
     connect_timeout_s: int = 10
 
+    def conninfo(self) -> str:
+        """The DSN to connect with: the configured one, else settings' (env or local stack)."""
+        return self.dsn or settings.postgres_dsn()
+
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
-        with psycopg.connect(self.dsn, connect_timeout=self.connect_timeout_s) as conn:
+        with psycopg.connect(self.conninfo(), connect_timeout=self.connect_timeout_s) as conn:
             yield conn
 
     def apply_schema(self) -> list[str]:
         """Apply the pending versioned migrations (schema/migrations, netflix_assets.product
         .migrations); returns every migration file name, applied now or before."""
-        migrations.migrate(self.dsn)
+        migrations.migrate(self.conninfo())
         return [path.name for path in sql_files()]

@@ -10,14 +10,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from netflix_assets.stack import jars, manager
+from netflix_assets import settings
+from netflix_assets.stack import jars, manager, services
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.process import wait_until
-from netflix_assets.stack.services import KafkaService, RedisService
+from netflix_assets.stack.services import KafkaService, PostgresService, RedisService
 from resources.kafka import KafkaResource
 
 pytestmark = pytest.mark.stack
@@ -155,3 +158,62 @@ def test_down_stops_only_what_it_started(tmp_path: Path, monkeypatch) -> None:
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path, monkeypatch) -> Iterator[PostgresService]:
+    """A PostgreSQL cluster of this test's own (state folder and port), removed afterwards."""
+    monkeypatch.setenv("NETFLIX_ASSETS_STATE", str(tmp_path))
+    monkeypatch.setenv("NETFLIX_ASSETS_POSTGRES_PORT", str(_free_port()))
+    service = PostgresService()
+    try:
+        yield service
+    finally:
+        service.down()
+        shutil.rmtree(service.home, ignore_errors=True)
+
+
+def test_a_trust_cluster_is_moved_to_passwords_and_keeps_its_data(private_postgres) -> None:
+    """A cluster from an older `stack up` (trust everywhere, superuser application role, no
+    secrets) comes back requiring a password, its role demoted, its tables kept."""
+    service = private_postgres
+    assert service.up() == "started"
+    service.admin_sql("ALTER ROLE netflix SUPERUSER")
+    with psycopg.connect(settings.postgres_dsn()) as conn:  # the app's own table, as before
+        conn.execute("CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)")
+    service.down()
+    (service.data / "pg_hba.conf").write_text("local all all trust\nhost all all 0.0.0.0/0 trust\n")
+    shutil.rmtree(settings.secrets_dir())
+    assert service.up() == "started"
+    assert "trust" not in (service.data / "pg_hba.conf").read_text()
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(
+            host=settings.HOST, port=service.port, user="postgres", dbname="postgres"
+        ).close()
+    with psycopg.connect(settings.postgres_dsn()) as conn:
+        assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
+        assert conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
+    assert service.up() == "already running"  # and a second up changes nothing
+
+
+def test_a_hung_server_fails_stack_setup_with_its_name(private_postgres, monkeypatch) -> None:
+    """psql against a socket that accepts and never answers: `stack up` used to wait forever."""
+    service = private_postgres
+    monkeypatch.setattr(services, "SETUP_TIMEOUT_S", 2.0)
+    service.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(service.home, 0o755)
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = service.home / f".s.PGSQL.{service.port}"
+    silent.bind(str(path))
+    os.chmod(path, 0o777)
+    silent.listen()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StackError, match="did not finish within 2s"):
+            service.admin_sql("SELECT 1")
+    finally:
+        silent.close()
+        path.unlink()
+    assert time.monotonic() - started < 15

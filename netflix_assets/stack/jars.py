@@ -9,13 +9,17 @@ opening it as a zip, and the group is resolved again from a clean slate.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
 from netflix_assets import settings
 from netflix_assets.stack.errors import StackError
+from netflix_assets.stack.process import run
+
+# A cold resolution downloads a few hundred MB; a stalled mirror must still end.
+MAVEN_TIMEOUT_S = float(os.environ.get("NETFLIX_ASSETS_MAVEN_TIMEOUT_S", "1800"))
 
 POM_DIR = Path(__file__).resolve().parent / "poms"
 GROUPS = ("kafka", "spark", "flink")
@@ -71,7 +75,8 @@ def _maven(pom: Path, out: Path) -> None:
         "-DincludeScope=runtime",
         f"-Dmaven.repo.local={settings.cache_dir() / 'm2'}",
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    what = f"Maven resolving the '{pom.stem}' jars (NETFLIX_ASSETS_MAVEN_TIMEOUT_S)"
+    result = run(cmd, what, MAVEN_TIMEOUT_S)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr)[-2000:]
         raise StackError(

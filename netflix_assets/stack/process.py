@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from netflix_assets.stack.errors import StackError
+
 
 def read_pid(pidfile: Path) -> int | None:
     try:
@@ -99,3 +101,32 @@ def log_tail(log: Path, chars: int = 1500) -> str:
         return log.read_text(errors="replace")[-chars:]
     except FileNotFoundError:
         return "(no log)"
+
+
+def run(
+    cmd: list[str], what: str, timeout_s: float, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a setup command (initdb, psql, pg_ctl, Maven, Kafka's storage tool) to completion,
+    never longer than timeout_s: a hung one (a server that accepts and never answers, a stalled
+    download) becomes a StackError naming the step, not a `stack up` that waits forever. The
+    command runs in its own process group, which is killed whole (runuser's psql child too).
+    A non-zero exit is returned for the caller to explain."""
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(input_text, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise StackError(
+            f"{what} did not finish within {timeout_s:.0f}s and was stopped ({cmd[0]}); "
+            f"is the service it talks to hung? output so far:\n{(stdout + stderr)[-1500:]}"
+        ) from exc
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)

@@ -13,23 +13,27 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from netflix_assets import settings
-from netflix_assets.stack import jars
+from netflix_assets.stack import jars, secrets
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.process import (
     alive,
     log_tail,
     port_open,
     read_pid,
+    run,
     spawn,
     terminate,
     wait_until,
 )
+
+# Bounds on one setup command; generous for a contended 2-core machine, finite so a hung
+# server or tool fails `stack up` with its name instead of waiting forever.
+SETUP_TIMEOUT_S = float(os.environ.get("NETFLIX_ASSETS_STACK_COMMAND_TIMEOUT_S", "120"))
 
 
 @dataclass
@@ -201,7 +205,7 @@ class KafkaService(Service):
             "-c",
             str(self.config),
         ]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = run(cmd, "formatting Kafka's KRaft storage", SETUP_TIMEOUT_S)
         if result.returncode != 0:
             raise StackError(
                 f"formatting Kafka's KRaft storage failed:\n{result.stdout}{result.stderr}"
@@ -223,6 +227,9 @@ class KafkaService(Service):
 
 
 class RedisService(Service):
+    """Redis on loopback with a password (`requirepass`, generated into <state>/secrets). The
+    password is in a 0600 config file, not on the command line where `ps` would show it."""
+
     def __init__(self) -> None:
         port = settings.ports().redis
         super().__init__(
@@ -233,31 +240,40 @@ class RedisService(Service):
             endpoint=f"redis://{settings.HOST}:{port}/0",
         )
 
+    @property
+    def config(self) -> Path:
+        return self.home / "redis.conf"
+
+    def prepare(self) -> None:
+        password = secrets.ensure(secrets.REDIS_PASSWORD)
+        lines = [
+            f"bind {settings.HOST}",
+            f"port {self.port}",
+            f"dir {self.home}",
+            "save 60 1000",
+            "appendonly no",
+            "protected-mode yes",
+            f"requirepass {password}",
+            "",
+        ]
+        fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join(lines))
+        self.config.chmod(0o600)
+
     def start(self) -> int:
         binary = _require("redis-server", "redis-server")
-        return spawn(
-            [
-                binary,
-                "--bind",
-                settings.HOST,
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.home),
-                "--save",
-                "60 1000",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            self.log,
-        )
+        return spawn([binary, str(self.config)], self.log)
 
 
 class PostgresService(Service):
     """A private PostgreSQL cluster, run as the `postgres` OS user when we are root (initdb
-    refuses root), with trust authentication on loopback only."""
+    refuses root). Authentication: TCP (loopback only) needs a password (scram-sha-256); the
+    application role `netflix` owns its database and is not a superuser (CREATEDB only, for
+    scratch test databases); the superuser `postgres` is reachable only through the cluster's
+    unix socket by the OS user that runs the server (peer authentication), which is how `stack
+    up` administers it. A cluster made by an older `stack up` (trust, superuser app role) is
+    moved to this on its next start, data kept."""
 
     def __init__(self) -> None:
         port = settings.ports().postgres
@@ -327,22 +343,46 @@ class PostgresService(Service):
                 self._bin("initdb"),
                 "-D",
                 str(self.data),
-                "--auth=trust",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
                 "--username=postgres",
                 "--encoding=UTF8",
                 "--no-instructions",
             ]
         )
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = run(cmd, "initdb", SETUP_TIMEOUT_S)
         if result.returncode != 0:
             raise StackError(f"initdb failed:\n{result.stdout}{result.stderr}")
+
+    def _write_auth_config(self) -> None:
+        """pg_hba.conf and pg_ident.conf, rewritten at every start (so an old trust cluster is
+        migrated): peer for the admin on the socket, passwords for everyone else."""
+        owner = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+        hba = "\n".join(
+            [
+                "# Written by `netflix-assets stack up`; edits are overwritten (docs/SECURITY.md).",
+                "local   all   postgres                  peer map=stack_admin",
+                "local   all   all                       scram-sha-256",
+                "host    all   all       127.0.0.1/32    scram-sha-256",
+                "host    all   all       ::1/128         scram-sha-256",
+                "",
+            ]
+        )
+        ident = f"stack_admin   {owner}   postgres\n"
+        for name, text in (("pg_hba.conf", hba), ("pg_ident.conf", ident)):
+            path = self.data / name
+            path.write_text(text)
+            path.chmod(0o600)
+            self._chown(path)
 
     def start(self) -> int:
         self.log.touch()
         self._chown(self.log)
+        self._write_auth_config()
         options = (
             f"-p {self.port} -c listen_addresses={settings.HOST} "
-            f"-c unix_socket_directories={self.home} -c max_connections=200 "
+            f"-c unix_socket_directories={self.home} -c unix_socket_permissions=0770 "
+            "-c password_encryption=scram-sha-256 -c max_connections=200 "
             "-c shared_buffers=128MB -c fsync=on"
         )
         cmd = self._as_owner(
@@ -360,7 +400,7 @@ class PostgresService(Service):
                 "start",
             ]
         )
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = run(cmd, "pg_ctl start", SETUP_TIMEOUT_S)
         if result.returncode != 0:
             raise StackError(
                 f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{log_tail(self.log)}"
@@ -370,43 +410,65 @@ class PostgresService(Service):
     def record_pid(self, pid: int) -> None:
         """postmaster.pid is PostgreSQL's own pid file; it is written by the server."""
 
+    def admin_sql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser through the unix socket (peer authentication); the SQL goes
+        on stdin, so a password in it never shows in `ps`."""
+        cmd = self._as_owner(
+            [
+                self._bin("psql"),
+                "-h",
+                str(self.home),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-f",
+                "-",
+            ]
+        )
+        result = run(cmd, f"psql as the PostgreSQL admin on {database}", SETUP_TIMEOUT_S, sql)
+        if result.returncode != 0:
+            raise StackError(
+                f"PostgreSQL admin SQL failed on {database}: {result.stderr.strip()}\n"
+                f"(the admin connects through the socket in {self.home} as OS user "
+                f"{'postgres' if os.geteuid() == 0 else 'running the server'})"
+            )
+        return result.stdout.strip()
+
     def after_start(self) -> None:
-        psql = self._bin("psql")
-        base = [
-            psql,
-            "-h",
-            settings.HOST,
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qAt",
-        ]
+        """The application role and database, idempotently: created if missing, and an older
+        superuser role demoted, its password (re)set from <state>/secrets."""
         user, db = settings.POSTGRES_USER, settings.POSTGRES_DB
-        exists = subprocess.run(
-            [*base, "-c", f"SELECT 1 FROM pg_roles WHERE rolname='{user}'"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        if not exists:
-            subprocess.run([*base, "-c", f"CREATE ROLE {user} LOGIN SUPERUSER"], check=True)
-        has_db = subprocess.run(
-            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname='{db}'"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        if not has_db:
-            subprocess.run([*base, "-c", f"CREATE DATABASE {db} OWNER {user}"], check=True)
+        password = secrets.ensure(secrets.POSTGRES_PASSWORD)
+        attributes = f"LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD '{password}'"
+        self.admin_sql(
+            f"""DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{user}') THEN
+    ALTER ROLE {user} {attributes};
+  ELSE
+    CREATE ROLE {user} {attributes};
+  END IF;
+END $$;"""
+        )
+        if not self.admin_sql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'"):
+            self.admin_sql(f"CREATE DATABASE {db} OWNER {user}")
+        self.admin_sql(f"ALTER DATABASE {db} OWNER TO {user}")
+        # Migrations need btree_gist (exclusion constraints); created here by the admin, and in
+        # template1 so the scratch databases tests create inherit it.
+        for database in (db, "template1"):
+            self.admin_sql("CREATE EXTENSION IF NOT EXISTS btree_gist", database)
+        self.admin_sql(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
 
     def stop(self, pid: int) -> None:
         cmd = self._as_owner(
             [self._bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
         )
-        if subprocess.run(cmd, capture_output=True).returncode != 0:
+        if run(cmd, "pg_ctl stop", SETUP_TIMEOUT_S).returncode != 0:
             terminate(pid)
 
     def down(self) -> str:
