@@ -63,8 +63,8 @@ class ObjectStoreResource(ConfigurableResource):
         parsed = urlparse(self.root)
         return parsed.netloc, parsed.path.strip("/")
 
-    def _s3_key(self, key: str) -> str:
-        check_key(key, prefix=True)
+    def _s3_key(self, key: str, prefix: bool = False) -> str:
+        check_key(key, prefix=prefix)
         _, prefix = self._bucket_prefix()
         return f"{prefix}/{key}" if prefix else key
 
@@ -94,6 +94,7 @@ class ObjectStoreResource(ConfigurableResource):
         content_type: str | None = None,
         cache_control: str | None = None,
     ) -> str:
+        check_key(key)
         if self.is_s3:
             extra = {}
             if content_type:
@@ -115,6 +116,7 @@ class ObjectStoreResource(ConfigurableResource):
         content_type: str | None = None,
         cache_control: str | None = None,
     ) -> str:
+        check_key(key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
             extra: dict[str, str] = {}
@@ -128,6 +130,7 @@ class ObjectStoreResource(ConfigurableResource):
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
+        check_key(key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
             client = self._client()
@@ -156,7 +159,9 @@ class ObjectStoreResource(ConfigurableResource):
 
     def local_path(self, key: str, scratch: str | Path) -> Path:
         """A path FFmpeg and PyAV can open: the stored file itself when the store is a local
-        folder (no copy), otherwise a download into `scratch`."""
+        folder (no copy), otherwise a download into `scratch` (at `scratch/<key>`, which a
+        checked key keeps inside it)."""
+        check_key(key)
         if not self.is_s3:
             path = self._local(key)
             if not path.is_file():
@@ -165,6 +170,7 @@ class ObjectStoreResource(ConfigurableResource):
         return self.download(key, Path(scratch) / key)
 
     def exists(self, key: str) -> bool:
+        check_key(key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
             listed = self._client().list_objects_v2(Bucket=bucket, Prefix=self._s3_key(key))
@@ -179,7 +185,9 @@ class ObjectStoreResource(ConfigurableResource):
             strip = len(root_prefix) + 1 if root_prefix else 0
             keys = [
                 obj["Key"][strip:]
-                for page in paginator.paginate(Bucket=bucket, Prefix=self._s3_key(prefix))
+                for page in paginator.paginate(
+                    Bucket=bucket, Prefix=self._s3_key(prefix, prefix=True)
+                )
                 for obj in page.get("Contents", [])
             ]
             return sorted(keys)
@@ -196,6 +204,8 @@ class ObjectStoreResource(ConfigurableResource):
         )
 
     def copy(self, src_key: str, dst_key: str, **put_args: str | None) -> str:
+        check_key(src_key)
+        check_key(dst_key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
             extra = (
@@ -214,6 +224,7 @@ class ObjectStoreResource(ConfigurableResource):
         return self.put_file(self._local(src_key), dst_key)
 
     def delete(self, key: str) -> None:
+        check_key(key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
             self._client().delete_object(Bucket=bucket, Key=self._s3_key(key))
