@@ -1,0 +1,185 @@
+"""Experiment definitions, validated when they are defined so a bad one never assigns a profile.
+
+An experiment owns a slice ``[traffic_start, traffic_end)`` of its layer's hash space; experiments
+in the same layer whose dates overlap must own disjoint slices, so a profile is in at most one of
+them. Inside its slice, the variants' shares (summing to 1) split the profile's own bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+_SHARE_TOLERANCE = 1e-9
+
+
+class ExperimentDefinitionError(ValueError):
+    """An experiment definition that cannot be run as written; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    share: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: the first variant is the control every other variant is compared with."""
+
+    experiment_id: str
+    salt: str
+    variants: tuple[Variant, ...]
+    start: dt.date
+    end: dt.date
+    primary_metric: str
+    guardrail_metrics: tuple[str, ...] = ()
+    layer: str = "default"
+    traffic_start: float = 0.0
+    traffic_end: float = 1.0
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def control(self) -> str:
+        return self.variants[0].name
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variants)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return {v.name: v.share for v in self.variants}
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.primary_metric, *self.guardrail_metrics)
+
+    def is_active(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Experiment:
+        """Builds an experiment from plain data (a config file, a PostgreSQL row as a dict)."""
+        try:
+            variants = tuple(Variant(str(v["name"]), float(v["share"])) for v in raw["variants"])
+            return cls(
+                experiment_id=str(raw["experiment_id"]),
+                salt=str(raw["salt"]),
+                variants=variants,
+                start=_date(raw["start"]),
+                end=_date(raw["end"]),
+                primary_metric=str(raw["primary_metric"]),
+                guardrail_metrics=tuple(raw.get("guardrail_metrics", ())),
+                layer=str(raw.get("layer", "default")),
+                traffic_start=float(raw.get("traffic_start", 0.0)),
+                traffic_end=float(raw.get("traffic_end", 1.0)),
+                description=str(raw.get("description", "")),
+            )
+        except KeyError as exc:
+            raise ExperimentDefinitionError(
+                f"experiment definition lacks the field {exc.args[0]!r}; required: experiment_id, "
+                "salt, variants (name, share), start, end, primary_metric"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ExperimentDefinitionError):
+                raise
+            raise ExperimentDefinitionError(
+                f"experiment definition has a bad value: {exc}"
+            ) from exc
+
+
+def _date(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _validate(e: Experiment) -> None:
+    where = f"experiment {e.experiment_id!r}"
+    if not _ID.match(e.experiment_id):
+        raise ExperimentDefinitionError(
+            f"experiment id {e.experiment_id!r} must be lower-case letters, digits, '_' or '-' "
+            "(start with a letter, at most 63 characters)"
+        )
+    if not e.salt.strip():
+        raise ExperimentDefinitionError(
+            f"{where} has an empty salt; give it its own salt (e.g. the id and a date) so its "
+            "assignment is independent of other experiments"
+        )
+    if len(e.variants) < 2:
+        raise ExperimentDefinitionError(f"{where} needs at least two variants (a control first)")
+    names = [v.name for v in e.variants]
+    if len(set(names)) != len(names):
+        raise ExperimentDefinitionError(f"{where} repeats a variant name: {names}")
+    for v in e.variants:
+        if not (math.isfinite(v.share) and 0.0 < v.share <= 1.0):
+            raise ExperimentDefinitionError(
+                f"{where}: variant {v.name!r} has share {v.share}; each share must be in (0, 1]"
+            )
+    total = math.fsum(v.share for v in e.variants)
+    if abs(total - 1.0) > _SHARE_TOLERANCE:
+        raise ExperimentDefinitionError(
+            f"{where}: variant shares sum to {total:.6g}, not 1; adjust them so that they do "
+            "(the experiment's traffic slice, not the shares, sets how many profiles take part)"
+        )
+    if not (0.0 <= e.traffic_start < e.traffic_end <= 1.0):
+        raise ExperimentDefinitionError(
+            f"{where}: traffic slice [{e.traffic_start}, {e.traffic_end}) must satisfy "
+            "0 <= start < end <= 1"
+        )
+    if e.end < e.start:
+        raise ExperimentDefinitionError(f"{where} ends ({e.end}) before it starts ({e.start})")
+    if not e.primary_metric:
+        raise ExperimentDefinitionError(f"{where} has no primary metric")
+    if e.primary_metric in e.guardrail_metrics:
+        raise ExperimentDefinitionError(
+            f"{where}: {e.primary_metric!r} is both the primary and a guardrail metric"
+        )
+
+
+def validate_registry(experiments: Iterable[Experiment]) -> dict[str, Experiment]:
+    """Checks a set of experiments together: unique ids and salts, no overlapping allocation.
+
+    Two experiments overlap when they share a layer, their date ranges intersect and their
+    traffic slices intersect: a profile could then be in both, and neither result would be clean.
+    """
+    by_id: dict[str, Experiment] = {}
+    salts: dict[str, str] = {}
+    for e in experiments:
+        if e.experiment_id in by_id:
+            raise ExperimentDefinitionError(f"experiment id {e.experiment_id!r} is defined twice")
+        if e.salt in salts:
+            raise ExperimentDefinitionError(
+                f"experiments {salts[e.salt]!r} and {e.experiment_id!r} share the salt {e.salt!r}; "
+                "give each its own so their assignments are independent"
+            )
+        for other in by_id.values():
+            if _overlap(e, other):
+                raise ExperimentDefinitionError(
+                    f"experiments {other.experiment_id!r} and {e.experiment_id!r} overlap in layer "
+                    f"{e.layer!r}: traffic [{other.traffic_start}, {other.traffic_end}) and "
+                    f"[{e.traffic_start}, {e.traffic_end}) intersect while both run between "
+                    f"{max(e.start, other.start)} and {min(e.end, other.end)}; give them disjoint "
+                    "traffic slices, different layers or non-overlapping dates"
+                )
+        by_id[e.experiment_id] = e
+        salts[e.salt] = e.experiment_id
+    return by_id
+
+
+def _overlap(a: Experiment, b: Experiment) -> bool:
+    return (
+        a.layer == b.layer
+        and a.start <= b.end
+        and b.start <= a.end
+        and a.traffic_start < b.traffic_end
+        and b.traffic_start < a.traffic_end
+    )
