@@ -55,7 +55,8 @@ def slugify(text: str) -> str:
 
 def check_title_id(title_id: str) -> str:
     """`title_id` itself, or ValueError naming the rule, before anything is written under it."""
-    if not isinstance(title_id, str) or not TITLE_ID.match(title_id):
+    # fullmatch: with match, '$' also matches before a final newline, so 'x\n' passed.
+    if not isinstance(title_id, str) or not TITLE_ID.fullmatch(title_id):
         raise ValueError(
             f"title id {title_id!r} is not allowed: use 1-64 lowercase letters, digits and '-', "
             "starting with a letter or digit (e.g. 'big-buck-bunny')"
@@ -117,7 +118,7 @@ def upload_title(
 
     `object_store` is an ObjectStoreResource and `kafka` a KafkaResource; returns the event."""
     path = Path(path)
-    title_id = check_title_id(title_id or slugify(path.stem))
+    title_id = check_title_id(slugify(path.stem) if title_id is None else title_id)
     check_filename(path.name)
     title = title or path.stem.replace("_", " ").replace("-", " ").strip() or title_id
     sha256 = file_sha256(path)
@@ -176,10 +177,11 @@ def parse_upload_message(raw: bytes | None) -> tuple[dict[str, Any] | None, str 
         return None, f"breaks schema/upload_event.schema.json at {where}: {exc.message[:300]}"
     key = event["object_key"]
     try:
+        check_title_id(event["title_id"])
         check_key(key)
         check_filename(event["filename"])
     except ValueError as exc:
-        return None, f"unsafe object_key or filename: {exc}"
+        return None, f"unsafe title_id, object_key or filename: {exc}"
     if not key.startswith(f"raw/{event['title_id']}/"):
         return None, f"object_key {key!r} is not under raw/{event['title_id']}/ (its title's area)"
     return event, None
