@@ -262,8 +262,15 @@ def upload(file: Path, title_id: str | None, title: str | None) -> None:
     try:
         kafka.ensure_topics([topics.UPLOADS])
         event = upload_title(file, ObjectStoreResource(), kafka, title_id=title_id, title=title)
-    except (ValueError, OSError, RuntimeError, KafkaException) as exc:
-        # A bad --title-id, an unreadable file or an unreachable broker: the cause, no traceback.
+    except KafkaException as exc:
+        click.echo(
+            f"error: upload of {file.name} failed: Kafka at {kafka.bootstrap_servers} did not "
+            f"answer ({exc}); is the stack up? (`netflix-assets stack up`)",
+            err=True,
+        )
+        sys.exit(1)
+    except (ValueError, OSError, RuntimeError) as exc:
+        # A bad --title-id, an unreadable file, an undelivered event: the cause, no traceback.
         click.echo(f"error: upload of {file.name} failed: {exc}", err=True)
         sys.exit(1)
     click.echo(
