@@ -16,6 +16,14 @@ LAKE_TABLES = (
     "features_user",
     "features_title",
     "features_user_title",
+    # snapshots of the product database (assets/product.py) and the gold tables built on them
+    "product_accounts",
+    "product_profiles",
+    "product_subscriptions",
+    "product_invoices",
+    "product_plan_prices",
+    "gold_revenue_daily",
+    "gold_engagement_by_plan",
 )
 
 
