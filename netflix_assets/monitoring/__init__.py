@@ -1,0 +1,1 @@
+"""Monitoring cores without Dagster: the Alertmanager webhook receiver and the platform exporter."""
