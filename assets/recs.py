@@ -152,7 +152,10 @@ def online_features(
         if users % 1000 == 0:
             pipe.execute()
     pipe.execute()
-    # What each user has watched, so the service never recommends it again.
+    # What each user has watched, so the service never recommends it again. Each batch is one
+    # MULTI/EXEC: a set is deleted and refilled, and a request served between the two would
+    # see it empty and recommend what the viewer has already watched.
+    pipe = client.pipeline(transaction=True)
     seen = (
         spark.get_session()
         .read.format("delta")

@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -405,3 +406,77 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def test_online_features_replace_a_watched_set_in_one_transaction(
+    spark_resource, redis_resource, object_store
+) -> None:
+    """The service reads feat:v1:seen:<user> while online_features rewrites it; a DEL and SADD
+    sent as separate commands let a request in between see an empty set and recommend titles
+    the viewer has watched. Redis's MONITOR shows whether the writer wraps them in MULTI/EXEC."""
+    import pyarrow as pa
+    from dagster import DagsterInstance, materialize
+    from deltalake import write_deltalake
+
+    from assets import recs
+    from spark_jobs.paths import table_uri
+
+    as_of = datetime(2026, 11, 10).date()
+    user = f"atomic-{uuid.uuid4().hex[:8]}"
+    write_deltalake(
+        table_uri(object_store, "features_user"),
+        pa.table({"user_id": [user], "u_interactions_all": [2.0], "as_of": [as_of]}),
+    )
+    write_deltalake(
+        table_uri(object_store, "features_user_title"),
+        pa.table({"user_id": [user, user], "title_id": ["a", "b"], "as_of": [as_of, as_of]}),
+    )
+    seen_key = f"{recs.ONLINE_PREFIX}:seen:{user}"
+    client = redis_resource.client()
+    client.sadd(seen_key, "stale")
+    commands: list[tuple[str, list[str]]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        # No socket timeout: the Spark steps leave Redis quiet for longer than the resource's.
+        with redis.Redis.from_url(redis_resource.resolved_url()).monitor() as monitor:
+            for entry in monitor.listen():
+                peer = f"{entry.get('client_address')}:{entry.get('client_port')}"
+                commands.append((peer, entry["command"].split()))
+                if stop.is_set():
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.3)
+    try:
+        result = materialize(
+            [recs.online_features],
+            partition_key=as_of.isoformat(),
+            instance=DagsterInstance.ephemeral(),
+            resources={
+                "spark": spark_resource,
+                "object_store": object_store,
+                "redis": redis_resource,
+            },
+        )
+        assert result.success
+        assert client.smembers(seen_key) == {b"a", b"b"}
+    finally:
+        stop.set()
+        client.ping()  # wakes the monitor so it sees stop
+        watcher.join(timeout=10)
+        client.delete(seen_key, f"{recs.ONLINE_PREFIX}:user:{user}")
+    writer = next(peer for peer, words in commands if words[:2] == ["DEL", seen_key])
+    sequence = [words[0].upper() for peer, words in commands if peer == writer]
+    keys = [words[1] if len(words) > 1 else "" for peer, words in commands if peer == writer]
+    delete = next(
+        i
+        for i, (cmd, key) in enumerate(zip(sequence, keys, strict=True))
+        if cmd == "DEL" and key == seen_key
+    )
+    opened = max((i for i in range(delete) if sequence[i] == "MULTI"), default=-1)
+    closed = max((i for i in range(delete) if sequence[i] == "EXEC"), default=-1)
+    assert opened > closed, f"DEL {seen_key} ran outside a transaction: {sequence[: delete + 3]}"
+    after = sequence[delete:]
+    assert after.index("SADD") < after.index("EXEC")
