@@ -1,4 +1,5 @@
-"""Video pipeline: raw_upload -> renditions -> quality_report -> hls_manifests -> published_title.
+"""Video pipeline: raw_upload -> encoding_plan -> renditions -> quality_report -> hls_manifests ->
+published_title.
 
 One dynamic partition per title. Each asset writes its files to the object store under a
 versioned prefix (the version is the first 12 hex digits of the source's SHA-256) and hands a
@@ -33,9 +34,9 @@ from assets.catalog import catalog_schema
 from netflix_assets import settings
 from netflix_assets.partitions import title_partitions
 from netflix_assets.run_profiles import k8s_run_tags
-from netflix_assets.video import packaging, publish, quality
+from netflix_assets.video import hull, packaging, plan, publish, quality
 from netflix_assets.video.encode import SourceInfo, build_ladder_command
-from netflix_assets.video.ladder import build_ladder
+from netflix_assets.video.ladder import Rung, build_ladder
 from netflix_assets.video.probe import UploadRejected, file_sha256, validate_upload
 from netflix_assets.video.upload import upload_record_key
 from resources.ffmpeg import FFmpegResource
@@ -154,10 +155,152 @@ def raw_upload(
     )
 
 
-class RenditionsConfig(Config):
+class EncodingPlanConfig(Config):
+    ladder: str = Field(
+        default="per_title",
+        description="per_title: probe the title and pick its ladder from the convex hull; "
+        "fixed: Apple's fixed ladder (kept for comparison).",
+    )
     codec: str = Field(default="h264", description="Ladder codec: h264, hevc (hvc1) or av1.")
+    target_vmaf: float = Field(default=95.0, description="VMAF the top rung must reach.")
+    floor_vmaf: float = Field(default=40.0, description="VMAF the lowest rung sits near.")
+    max_bits_per_pixel: float = Field(
+        default=1.0,
+        description="Bitrate cap of the top rung in bits per displayed pixel and frame; a title "
+        "that needs more to reach the target fails with the cause named.",
+    )
     max_rungs: int | None = Field(
         default=None, description="Keep only the top N rungs (previews, tests); None: all."
+    )
+    samples: int = Field(default=3, description="Probe samples spread over a long title.")
+    sample_seconds: float = Field(default=2.0, description="Longest probe sample, seconds.")
+    probe_resolutions: int = Field(default=4, description="Sizes probed, the source's first.")
+    search_steps: int = Field(default=3, description="CRF search rounds for the top rung.")
+    vmaf_subsample: int = Field(default=4, description="Probes score every Nth frame.")
+
+
+def _data_uri_image(path: Path) -> str:
+    import base64
+
+    return f"![hull](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
+@asset(
+    partitions_def=title_partitions,
+    group_name=GROUP,
+    io_manager_key=RECORDS,
+    kinds={"ffmpeg", "vmaf"},
+)
+def encoding_plan(
+    context: AssetExecutionContext,
+    config: EncodingPlanConfig,
+    raw_upload: dict[str, Any],
+    ffmpeg: FFmpegResource,
+    object_store: ObjectStoreResource,
+) -> Output[dict[str, Any]]:
+    """The title's ladder. Per title (default): short samples of the title encoded at a grid of
+    sizes and CRFs, scored with VMAF at the display size; the convex hull of those points gives
+    the rungs, the top one at the target VMAF. A title that cannot reach the target within the
+    bitrate cap fails here, naming the cause."""
+    probe = raw_upload["probe"]
+    info = SourceInfo.from_probe(probe)
+    display = (probe["display_width"], probe["display_height"])
+    fixed = build_ladder(
+        probe["width"], probe["height"], probe["rotation"], config.codec, info.encode_fps
+    )
+    base = {
+        **{k: raw_upload[k] for k in ("title_id", "title", "version", "source_key")},
+        "ladder": config.ladder,
+        "codec": config.codec,
+        "target_vmaf": config.target_vmaf,
+    }
+    if config.ladder == "fixed":
+        rungs = fixed[-config.max_rungs :] if config.max_rungs else fixed
+        record = {**base, "rungs": [r.to_dict() for r in rungs]}
+        return Output(
+            record,
+            metadata={"ladder": "fixed", "rungs": MetadataValue.md(plan.ladder_table(rungs))},
+        )
+    if config.ladder != "per_title":
+        raise Failure(f"unknown ladder {config.ladder!r}; choose per_title or fixed")
+    settings = plan.PlanSettings(
+        codec=config.codec,
+        preset=ffmpeg.preset,
+        target_vmaf=config.target_vmaf,
+        floor_vmaf=config.floor_vmaf,
+        max_rungs=config.max_rungs,
+        max_bits_per_pixel=config.max_bits_per_pixel,
+        samples=config.samples,
+        sample_seconds=config.sample_seconds,
+        probe_resolutions=config.probe_resolutions,
+        search_steps=config.search_steps,
+        vmaf_subsample=config.vmaf_subsample,
+        vmaf_threads=ffmpeg.vmaf_threads,
+    )
+    prefix = version_prefix("plans", raw_upload["title_id"], raw_upload["version"])
+    with scratch_dir() as tmp:
+        source = object_store.local_path(raw_upload["source_key"], tmp / "in")
+        try:
+            made = plan.make_plan(
+                ffmpeg.run,
+                ffmpeg.ffmpeg_path,
+                source,
+                info,
+                display,
+                float(probe["duration_s"]),
+                tmp / "probes",
+                settings,
+            )
+        except hull.PlanError as exc:
+            raise Failure(
+                description=f"no ladder for {raw_upload['title_id']!r}: {exc}",
+                metadata={"reason": str(exc), "target_vmaf": config.target_vmaf},
+                allow_retries=False,
+            ) from exc
+        fixed_estimate = plan.fixed_rungs_estimate(made.points, fixed)
+        planned = [(r.bitrate_kbps, r.planned_vmaf) for r in made.rungs]
+        bd = hull.bd_rate(fixed_estimate, planned)
+        image = plan.plot_hull(
+            made.points, made.rungs, fixed_estimate, config.target_vmaf, tmp / "hull.png"
+        )
+        plot_uri = object_store.put_file(image, f"{prefix}/hull.png", content_type="image/png")
+        plot_md = _data_uri_image(image)
+    record = {
+        **base,
+        "rungs": [r.to_dict() for r in made.rungs],
+        "points": [p.to_dict() for p in made.points],
+        "hull": [p.to_dict() for p in made.hull],
+        "sample_windows_s": made.windows,
+        "fixed_ladder_estimate": fixed_estimate,
+        "bd_rate_vs_fixed_estimate_pct": bd,
+        "probe_seconds": made.probe_seconds,
+        "plot_key": f"{prefix}/hull.png",
+    }
+    object_store.put_bytes(json.dumps(record, indent=2).encode(), f"{prefix}/plan.json")
+    top = made.top
+    context.log.info(
+        f"{len(made.rungs)} rungs, top {top.name} CRF {top.crf:g} planned VMAF "
+        f"{top.planned_vmaf}; {len(made.points)} probes in {made.probe_seconds:.1f}s"
+    )
+    return Output(
+        record,
+        metadata={
+            "uri": MetadataValue.path(object_store.uri(prefix)),
+            "ladder": "per_title",
+            "rungs": MetadataValue.md(plan.ladder_table(made.rungs)),
+            "hull_plot": MetadataValue.md(plot_md),
+            "hull_plot_uri": MetadataValue.path(plot_uri),
+            "rung_count": len(made.rungs),
+            "top_rung": top.name,
+            "top_rung_planned_vmaf": top.planned_vmaf,
+            "ladder_kbps_total": sum(r.bitrate_kbps for r in made.rungs),
+            "bd_rate_vs_fixed_pct": MetadataValue.float(bd) if bd is not None else "n/a",
+            "bd_rate_note": "estimated on the probe samples: fixed rungs read off the probed "
+            "curve of their size; benchmarks/per_title_bench.py measures it on whole titles",
+            "sample_windows_s": MetadataValue.json(made.windows),
+            "probe_points": len(made.points),
+            "probe_seconds": made.probe_seconds,
+        },
     )
 
 
@@ -169,23 +312,17 @@ class RenditionsConfig(Config):
 )
 def renditions(
     context: AssetExecutionContext,
-    config: RenditionsConfig,
     raw_upload: dict[str, Any],
+    encoding_plan: dict[str, Any],
     ffmpeg: FFmpegResource,
     object_store: ObjectStoreResource,
 ) -> Output[dict[str, Any]]:
-    """Every rung of the ABR ladder from one decode of the source (split filter, one output per
+    """Every rung of the plan from one decode of the source (split filter, one output per
     rung), closed 2-second GOPs on the same grid in every rung, on the GPU when it is there."""
     probe = raw_upload["probe"]
     info = SourceInfo.from_probe(probe)
-    rungs = build_ladder(
-        probe["width"],
-        probe["height"],
-        probe["rotation"],
-        config.codec,
-        info.encode_fps,
-        config.max_rungs,
-    )
+    codec = encoding_plan["codec"]
+    rungs = [Rung(**r) for r in encoding_plan["rungs"]]
     hardware = ffmpeg.probe_hardware()
     prefix = version_prefix("renditions", raw_upload["title_id"], raw_upload["version"])
     with scratch_dir() as tmp:
@@ -196,7 +333,7 @@ def renditions(
             info,
             rungs,
             tmp / "out",
-            codec=config.codec,
+            codec=codec,
             hw=hardware,
             ffmpeg=ffmpeg.ffmpeg_path,
             threads=ffmpeg.threads,
@@ -209,17 +346,19 @@ def renditions(
         out_rungs = []
         for rung in rungs:
             local = plan.video_outputs[rung.name]
-            key = f"{prefix}/{config.codec}/{rung.name}.mp4"
+            key = f"{prefix}/{codec}/{rung.name}.mp4"
             object_store.put_file(local, key, content_type="video/mp4")
             out_rungs.append({**rung.to_dict(), "key": key, "bytes": local.stat().st_size})
         audio_key = None
         if plan.audio_output:
-            audio_key = f"{prefix}/{config.codec}/audio.mp4"
+            audio_key = f"{prefix}/{codec}/audio.mp4"
             object_store.put_file(plan.audio_output, audio_key, content_type="audio/mp4")
     fps = plan.fps
     record = {
         **{k: raw_upload[k] for k in ("title_id", "title", "version", "source_key")},
-        "codec": config.codec,
+        "codec": codec,
+        "ladder": encoding_plan["ladder"],
+        "target_vmaf": encoding_plan["target_vmaf"],
         "fps": f"{fps.numerator}/{fps.denominator}",
         "rungs": out_rungs,
         "audio_key": audio_key,
@@ -238,10 +377,10 @@ def renditions(
             "settings": MetadataValue.json(plan.settings),
             "ladder": MetadataValue.md(
                 "\n".join(
-                    ["| rung | size | target kbps | bytes |", "|---|---|---|---|"]
+                    ["| rung | size | CRF | planned kbps | bytes |", "|---|---|---|---|---|"]
                     + [
-                        f"| {r['name']} | {r['width']}x{r['height']} | {r['bitrate_kbps']} "
-                        f"| {r['bytes']} |"
+                        f"| {r['name']} | {r['width']}x{r['height']} | {r['crf'] or 'VBR'} "
+                        f"| {r['bitrate_kbps']} | {r['bytes']} |"
                         for r in out_rungs
                     ]
                 )
@@ -253,7 +392,14 @@ def renditions(
 
 
 class QualityConfig(Config):
-    min_top_vmaf: float = Field(default=85.0, description="Blocking check: top-rung pooled VMAF.")
+    target_tolerance: float = Field(
+        default=1.0,
+        description="Blocking check: the top rung's VMAF on the full title may fall this far "
+        "below the plan's target.",
+    )
+    min_top_vmaf: float | None = Field(
+        default=None, description="Override the check's floor (None: target - tolerance)."
+    )
     rise_tolerance: float = Field(
         default=0.5, description="VMAF a higher-bitrate rung may fall below its neighbour."
     )
@@ -270,7 +416,8 @@ class QualityConfig(Config):
             "top_rung_vmaf",
             asset="quality_report",
             blocking=True,
-            description="The top rung's pooled VMAF reaches the configured floor (default 85).",
+            description="The top rung's pooled VMAF on the full title reaches the plan's target "
+            "(default 95) within the tolerance (default 1).",
         ),
         AssetCheckSpec(
             "quality_rises_with_bitrate",
@@ -331,6 +478,8 @@ def quality_report(
                     "height": rung["height"],
                     "bitrate_kbps": rung["bitrate_kbps"],
                     "measured_kbps": rung["bytes"] * 8 / 1000 / max(duration, 1e-6),
+                    "crf": rung.get("crf"),
+                    "planned_vmaf": rung.get("planned_vmaf"),
                 }
             )
         plot = quality.plot_per_frame(series, float(fps) / config.subsample, tmp / "vmaf.png")
@@ -344,11 +493,17 @@ def quality_report(
     object_store.put_bytes(json.dumps(report, indent=2).encode(), f"{prefix}/report.json")
     top = max(rows, key=lambda r: r["bitrate_kbps"])
     table = quality.rate_quality_table(rows)
+    target = renditions.get("target_vmaf", 95.0)
+    floor = (
+        config.min_top_vmaf if config.min_top_vmaf is not None else target - config.target_tolerance
+    )
     yield Output(
         report,
         metadata={
             "uri": MetadataValue.path(object_store.uri(prefix)),
             "rate_quality": MetadataValue.md(table),
+            "planned_vs_achieved": MetadataValue.md(quality.planned_vs_achieved_table(rows)),
+            "target_vmaf": target,
             "per_frame_vmaf_plot": MetadataValue.path(plot_uri),
             "top_rung": top["rung"],
             "top_rung_vmaf": top["vmaf_mean"],
@@ -360,9 +515,20 @@ def quality_report(
     )
     yield AssetCheckResult(
         check_name="top_rung_vmaf",
-        passed=top["vmaf_mean"] >= config.min_top_vmaf,
+        passed=top["vmaf_mean"] >= floor,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"top_rung": top["rung"], "vmaf": top["vmaf_mean"], "floor": config.min_top_vmaf},
+        description=None
+        if top["vmaf_mean"] >= floor
+        else f"top rung {top['rung']} scores VMAF {top['vmaf_mean']:.2f} on the full title, "
+        f"below {floor:.2f} (target {target:g}); the samples did not represent the title or "
+        "the bitrate cap bound: re-plan with more samples or a higher cap",
+        metadata={
+            "top_rung": top["rung"],
+            "vmaf": top["vmaf_mean"],
+            "planned_vmaf": top["planned_vmaf"] if top["planned_vmaf"] is not None else "n/a",
+            "target": target,
+            "floor": floor,
+        },
     )
     falls = quality.rises_with_bitrate(rows, config.rise_tolerance)
     yield AssetCheckResult(
@@ -582,5 +748,5 @@ video_pipeline_job = define_asset_job(
     description="One title from upload to published; started by the upload sensor.",
 )
 
-ASSETS = [raw_upload, renditions, quality_report, hls_manifests, published_title]
+ASSETS = [raw_upload, encoding_plan, renditions, quality_report, hls_manifests, published_title]
 JOBS = [video_pipeline_job]

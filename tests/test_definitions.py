@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from assets.catalog import catalog_schema
 from netflix_assets.definitions import defs
@@ -31,6 +31,16 @@ def test_every_asset_has_a_group() -> None:
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         assert graph.get(key).group_name != "default", key
+
+
+def test_video_lineage_runs_through_the_encoding_plan() -> None:
+    graph = defs.resolve_asset_graph()
+    parents = {
+        name: {p.to_user_string() for p in graph.get(AssetKey(name)).parent_keys}
+        for name in ("encoding_plan", "renditions")
+    }
+    assert parents["encoding_plan"] == {"raw_upload"}
+    assert parents["renditions"] == {"raw_upload", "encoding_plan"}
 
 
 @pytest.mark.stack

@@ -133,8 +133,15 @@ def _pix_fmt(codec: str, encoder: str, bit_depth: int) -> str:
 def video_codec_args(rung: Rung, encoder: str, fps: Fraction, preset: str | None) -> list[str]:
     """Rate control and GOP settings for one rung; identical GOP arguments on every rung."""
     gop = gop_frames(fps)
-    args = ["-c:v", encoder, "-b:v", f"{rung.bitrate_kbps}k"]
-    if encoder != "libsvtav1":
+    if rung.crf is not None:
+        # Capped CRF: constant quality, with a VBV so no stretch exceeds maxrate for long and
+        # the HLS peak stays near what the plan declares. SVT-AV1 caps CRF the same way.
+        quality = "-cq" if encoder.endswith("_nvenc") else "-crf"
+        args = ["-c:v", encoder, quality, f"{rung.crf:g}"]
+        args += ["-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k"]
+    else:
+        args = ["-c:v", encoder, "-b:v", f"{rung.bitrate_kbps}k"]
+    if rung.crf is None and encoder != "libsvtav1":
         # SVT-AV1 refuses a VBV in its VBR mode (it caps only CRF), so AV1 rungs are plain VBR.
         args += ["-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k"]
     args += [
@@ -251,7 +258,11 @@ def build_ladder_command(
             "segment_seconds": SEGMENT_SECONDS,
             "hardware_decode": cuda_frames,
             "encoder_threads": encoder_threads if per_output else "encoder default",
-            "rate_control": "VBR with maxrate 1.5x, bufsize 2x",
+            "rate_control": (
+                "capped CRF per rung (maxrate and bufsize from the plan)"
+                if any(r.crf is not None for r in rungs)
+                else "VBR with maxrate 1.5x, bufsize 2x"
+            ),
         },
     )
 

@@ -42,6 +42,10 @@ class Rung:
     maxrate_kbps: int
     bufsize_kbps: int
     codec: str
+    crf: float | None = None
+    """Set on a per-title rung: capped CRF (the cap is maxrate/bufsize) instead of VBR."""
+    planned_vmaf: float | None = None
+    """What the probes predict this rung scores; quality_report compares the full title."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,3 +99,18 @@ def build_ladder(
             )
         )
     return rungs
+
+
+def rung_name(short_side: int, kbps: int) -> str:
+    """`540p-1200k`: the short side and the planned bitrate, the same form as the fixed ladder."""
+    return f"{short_side}p-{kbps}k"
+
+
+def size_for_short_side(display_w: int, display_h: int, short_side: int) -> tuple[int, int]:
+    """Even width and height with `short_side` as the short side, in the source's orientation
+    and aspect ratio, never larger than the source (an odd 961x541 gives 960x540)."""
+    portrait = display_h > display_w
+    short, long_ = (display_w, display_h) if portrait else (display_h, display_w)
+    s = min(_even(short_side), short - short % 2)
+    lng = min(_even(short_side * long_ / short), long_ - long_ % 2)
+    return (s, lng) if portrait else (lng, s)

@@ -60,33 +60,64 @@ def build_vmaf_command(
     subsample: int = 1,
 ) -> list[str]:
     """libvmaf with PSNR and float SSIM features; the distorted input is listed first."""
+    return build_multi_vmaf_command(
+        [distorted],
+        reference,
+        ref_width,
+        ref_height,
+        fps,
+        [log_path],
+        model=model,
+        ffmpeg=ffmpeg,
+        threads=threads,
+        bit_depth=bit_depth,
+        subsample=subsample,
+    )
+
+
+def build_multi_vmaf_command(
+    distorted: list[str | Path],
+    reference: str | Path,
+    ref_width: int,
+    ref_height: int,
+    fps: Fraction,
+    log_paths: list[str | Path],
+    model: str = VMAF_MODEL,
+    ffmpeg: str = "ffmpeg",
+    threads: int = 2,
+    bit_depth: int = 8,
+    subsample: int = 1,
+    features: bool = True,
+) -> list[str]:
+    """Score several encodes against one reference in one process: the reference is decoded
+    once and `split`; each encode is upscaled to the reference size with bicubic. `features`
+    adds PSNR-Y and float SSIM (the probes of a plan skip them: VMAF alone is what they need).
+    The distorted inputs come first, the reference last."""
     fps_str = f"{fps.numerator}/{fps.denominator}"
     fmt = "yuv420p10le" if bit_depth > 8 else "yuv420p"
     common = f"fps={fps_str},setpts=PTS-STARTPTS"
-    graph = (
-        f"[0:v]{common},scale={ref_width}:{ref_height}:flags=bicubic,setsar=1,format={fmt}[dist];"
-        f"[1:v]{common},scale={ref_width}:{ref_height}:flags=bicubic,setsar=1,format={fmt}[ref];"
-        f"[dist][ref]libvmaf=model=version={model}:feature=name=psnr|name=float_ssim"
-        f":log_fmt=json:log_path={_escape(Path(log_path))}:n_threads={threads}"
-        f":n_subsample={subsample}"
-    )
-    return [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-i",
-        str(distorted),
-        "-i",
-        str(reference),
-        "-lavfi",
-        graph,
-        "-f",
-        "null",
-        "-",
+    scale = f"scale={ref_width}:{ref_height}:flags=bicubic,setsar=1,format={fmt}"
+    n = len(distorted)
+    refs = "".join(f"[ref{i}]" for i in range(n))
+    parts = [
+        f"[{n}:v]{common},{scale},split={n}{refs}" if n > 1 else f"[{n}:v]{common},{scale}[ref0]"
     ]
+    extra = ":feature=name=psnr|name=float_ssim" if features else ""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    for path in distorted:
+        cmd += ["-i", str(path)]
+    cmd += ["-i", str(reference)]
+    for i, log_path in enumerate(log_paths):
+        parts.append(f"[{i}:v]{common},{scale}[dist{i}]")
+        parts.append(
+            f"[dist{i}][ref{i}]libvmaf=model=version={model}{extra}"
+            f":log_fmt=json:log_path={_escape(Path(log_path))}:n_threads={threads}"
+            f":n_subsample={subsample}[out{i}]"
+        )
+    cmd += ["-filter_complex", ";".join(parts)]
+    for i in range(n):
+        cmd += ["-map", f"[out{i}]", "-f", "null", "-"]
+    return cmd
 
 
 def harmonic_mean(values: np.ndarray) -> float:
@@ -112,9 +143,15 @@ def parse_vmaf_log(log: dict[str, Any] | str | Path, rung: str, model: str) -> Q
         vmaf_harmonic=round(harmonic_mean(vmaf), 3),
         vmaf_p1=round(float(np.percentile(vmaf, 1)), 3),
         vmaf_min=round(float(vmaf.min()), 3),
-        psnr=round(float(np.nanmean(np.minimum(psnr, 100.0))), 3),
-        ssim=round(float(np.nanmean(ssim)), 5),
+        psnr=_nanmean(np.minimum(psnr, 100.0), 3),
+        ssim=_nanmean(ssim, 5),
     )
+
+
+def _nanmean(values: np.ndarray, digits: int) -> float:
+    """Mean of the scored frames; NaN when the log has no such feature (a VMAF-only probe)."""
+    present = values[~np.isnan(values)]
+    return round(float(present.mean()), digits) if present.size else float("nan")
 
 
 def markdown_table(scores: list[QualityScores]) -> str:
@@ -171,6 +208,22 @@ def rate_quality_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['measured_kbps']:.0f} | {r['vmaf_mean']:.2f} | {r['psnr']:.2f} "
             f"| {r['ssim']:.4f} |"
         )
+    return "\n".join(lines)
+
+
+def planned_vs_achieved_table(rows: list[dict[str, Any]]) -> str:
+    """Per rung: what the plan's probes predicted and what the full title scored."""
+    lines = ["| rung | CRF | planned VMAF | achieved VMAF | delta |", "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["bitrate_kbps"]):
+        planned = r.get("planned_vmaf")
+        crf = f"{r['crf']:g}" if r.get("crf") is not None else "VBR"
+        if planned is None:
+            lines.append(f"| {r['rung']} | {crf} | - | {r['vmaf_mean']:.2f} | - |")
+        else:
+            delta = r["vmaf_mean"] - planned
+            lines.append(
+                f"| {r['rung']} | {crf} | {planned:.2f} | {r['vmaf_mean']:.2f} | {delta:+.2f} |"
+            )
     return "\n".join(lines)
 
 

@@ -23,28 +23,58 @@ class Shape:
     ten_bit: bool = False
     rotation: int = 0
     vfr: bool = False
+    content: str = "cut"
+    """cut: testsrc2, hard cut to a zooming mandelbrot; still: testsrc2's first frame held (a
+    slide); grain: mandelbrot under heavy film-grain-like noise; pan: testsrc2 scrolling fast."""
+    frames: int | None = None
+    """Keep only the first N frames (a 1-frame video)."""
 
 
 SHAPES: dict[str, Shape] = {
-    "1080p": Shape(1920, 1080),
+    "1080p": Shape(1920, 1080, seconds=2.0),
     "720p": Shape(1280, 720),
     "odd": Shape(961, 541, fps=25, seconds=3.0),
     "silent": Shape(960, 540, audio=False, seconds=3.0),
     "10bit": Shape(960, 540, ten_bit=True, seconds=3.0),
     "rotated": Shape(960, 540, rotation=90, seconds=3.0),
     "vfr": Shape(960, 540, vfr=True, seconds=4.0),
+    # Below 480p: the fixed ladder keeps a single 234p rung for these.
+    "272p": Shape(640, 272, fps=25, seconds=3.0),
+    "240p": Shape(320, 240, fps=25, seconds=3.0, content="pan"),
+    "portrait": Shape(272, 480, fps=25, seconds=2.0, audio=False),
+    "still": Shape(640, 360, fps=25, seconds=3.0, content="still", audio=False),
+    "grain": Shape(640, 360, fps=25, seconds=3.0, content="grain", audio=False),
+    "short": Shape(480, 270, fps=25, seconds=1.0, audio=False),
+    "one-frame": Shape(480, 270, fps=25, seconds=1.0, audio=False, frames=1),
 }
 
 
+def _content(shape: Shape, w: int, h: int) -> str:
+    rate, secs = shape.fps, shape.seconds
+    if shape.content == "still":
+        first = f"testsrc2=size={w}x{h}:rate={rate}:duration={secs},trim=end_frame=1"
+        return f"{first},tpad=stop_mode=clone:stop_duration={secs},trim=duration={secs}"
+    if shape.content == "grain":
+        zoom = f"mandelbrot=size={w}x{h}:rate={rate},trim=duration={secs}"
+        return f"{zoom},noise=alls=20:allf=t"
+    if shape.content == "pan":
+        pan = f"testsrc2=size={w}x{h}:rate={rate}:duration={secs}"
+        return f"{pan},scroll=horizontal=0.03:vertical=0.02,noise=alls=4:allf=t"
+    half = secs / 2
+    src = f"testsrc2=size={w}x{h}:rate={rate}:duration={half}"
+    cut = f"mandelbrot=size={w}x{h}:rate={rate},trim=duration={half}"
+    return f"{src}[a];{cut}[b];[a][b]concat=n=2:v=1:a=0,noise=alls=6:allf=t"
+
+
 def _video_graph(shape: Shape) -> str:
-    """testsrc2 then a hard cut to a zooming mandelbrot, with temporal noise over both."""
+    """The shape's content (default: testsrc2, a hard cut to a zooming mandelbrot, temporal
+    noise over both) in its pixel format, size and frame timing."""
     # Generators snap odd sizes to even ones; make the next even size and crop to the odd one.
     w, h = shape.width + shape.width % 2, shape.height + shape.height % 2
-    half = shape.seconds / 2
-    src = f"testsrc2=size={w}x{h}:rate={shape.fps}:duration={half}"
-    cut = f"mandelbrot=size={w}x{h}:rate={shape.fps},trim=duration={half}"
     fmt = "yuv420p10le" if shape.ten_bit else ("yuv444p" if shape.width % 2 else "yuv420p")
-    graph = f"{src}[a];{cut}[b];[a][b]concat=n=2:v=1:a=0,noise=alls=6:allf=t,format={fmt}"
+    graph = f"{_content(shape, w, h)},format={fmt}"
+    if shape.frames:
+        graph += f",trim=end_frame={shape.frames}"
     if (w, h) != (shape.width, shape.height):
         graph += f",crop={shape.width}:{shape.height}:0:0"
     if shape.vfr:

@@ -1,4 +1,4 @@
-"""The five video assets through Dagster, real FFmpeg, PyAV, PostgreSQL and an object store.
+"""The six video assets through Dagster, real FFmpeg, PyAV, PostgreSQL and an object store.
 
 Each test title gets its own id so runs never collide in the shared catalog database.
 """
@@ -53,8 +53,14 @@ def run_pipeline(
     store.put_file(clip, key)
     instance = instance or DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("titles", [title_id])
-    config = {"raw_upload": {"config": {"object_key": key, "sha256": sha, "title": clip.stem}}}
-    config.update(ops or {})
+    config: dict[str, Any] = {
+        "raw_upload": {"config": {"object_key": key, "sha256": sha, "title": clip.stem}},
+        # Two probe sizes keep the tests short; the planner is otherwise as in production.
+        "encoding_plan": {"config": {"probe_resolutions": 2}},
+    }
+    for op, value in (ops or {}).items():
+        merged = {**config.get(op, {}).get("config", {}), **value.get("config", {})}
+        config[op] = {"config": merged}
     result = materialize(
         [*video.ASSETS, catalog.catalog_schema],
         selection=selection or video.ASSETS,
@@ -131,14 +137,30 @@ def decoded_frames(master: Path, variant: int) -> int:
         ("10bit", "hevc", None),
         ("rotated", "h264", None),
         ("vfr", "h264", None),
+        ("272p", "h264", None),
+        ("240p", "h264", None),
+        ("portrait", "h264", None),
+        ("short", "h264", None),
+        ("one-frame", "h264", None),
     ],
 )
 def test_each_shape_is_published(clip, object_store, postgres_resource, shape, codec, max_rungs):
-    ops = {"renditions": {"config": {"codec": codec, "max_rungs": max_rungs}}}
+    ops = {"encoding_plan": {"config": {"codec": codec, "max_rungs": max_rungs}}}
     title_id, result, _ = run_pipeline(clip(shape), object_store, postgres_resource, ops=ops)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert materialized(result) == {a.key.to_user_string() for a in video.ASSETS}
     assert all(checks(result).values()), checks(result)
+    # The top rung reaches the target (95) on the full title, within 1 VMAF, as planned.
+    plan = json.loads(object_store.get_bytes(f"records/encoding_plan/{title_id}.json"))
+    assert plan["ladder"] == "per_title" and plan["target_vmaf"] == 95.0
+    own = max(plan["points"], key=lambda p: p["width"] * p["height"])
+    assert own["width"] >= plan["rungs"][-1]["width"]  # the source's own size was probed
+    top_row = max(
+        json.loads(object_store.get_bytes(f"records/quality_report/{title_id}.json"))["rows"],
+        key=lambda r: r["bitrate_kbps"],
+    )
+    assert top_row["vmaf_mean"] >= 94.0, top_row
+    assert top_row["planned_vmaf"] == pytest.approx(95.0, abs=0.6)
 
     published = json.loads(object_store.get_bytes(f"records/published_title/{title_id}.json"))
     package = Path(object_store.uri(published["delivery_prefix"]))
@@ -162,7 +184,7 @@ def test_each_shape_is_published(clip, object_store, postgres_resource, shape, c
         assert codecs.startswith("hvc1.2.")  # Main 10 keeps the source's depth
     assert bool(master.media) == (shape != "silent")  # an audio group only when there is audio
     if shape == "1080p":
-        assert len(variants) == 2 and height == 1080
+        assert len(variants) == 2
     # It plays: every frame of the top rung decodes through the master playlist.
     report = json.loads(object_store.get_bytes(f"records/quality_report/{title_id}.json"))
     frames = report["rows"][-1]["frames"]
@@ -212,17 +234,17 @@ def test_checksum_mismatch_is_quarantined(clip, object_store, postgres_resource)
 
 def test_failed_vmaf_check_blocks_packaging_and_publishing(clip, object_store, postgres_resource):
     ops = {"quality_report": {"config": {"min_top_vmaf": 101.0}}}
-    title_id, result, _ = run_pipeline(clip("odd"), object_store, postgres_resource, ops=ops)
+    title_id, result, _ = run_pipeline(clip("short"), object_store, postgres_resource, ops=ops)
     assert not result.success
     assert checks(result)["top_rung_vmaf"] is False
-    assert materialized(result) == {"raw_upload", "renditions", "quality_report"}
+    assert materialized(result) == {"raw_upload", "encoding_plan", "renditions", "quality_report"}
     assert object_store.list_keys("delivery") == []
     assert object_store.list_keys("packages") == []
     assert catalog_rows(postgres_resource, title_id)["title_versions"] == 0
 
 
 def test_republishing_a_version_is_idempotent(clip, object_store, postgres_resource):
-    title_id, first, instance = run_pipeline(clip("odd"), object_store, postgres_resource)
+    title_id, first, instance = run_pipeline(clip("short"), object_store, postgres_resource)
     assert first.success
     before = catalog_rows(postgres_resource, title_id)
     keys = object_store.list_keys("delivery")
@@ -238,3 +260,29 @@ def test_republishing_a_version_is_idempotent(clip, object_store, postgres_resou
     assert object_store.list_keys("delivery") == keys
     event = instance.get_latest_materialization_event(AssetKey("published_title"))
     assert event is not None
+
+
+def test_a_title_over_the_bitrate_cap_fails_with_the_cause(clip, object_store, postgres_resource):
+    ops = {"encoding_plan": {"config": {"max_bits_per_pixel": 0.01}}}
+    title_id, result, _ = run_pipeline(clip("short"), object_store, postgres_resource, ops=ops)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "encoding_plan"
+    message = failure.event_specific_data.error.message
+    assert "above the cap" in message and "max_bits_per_pixel" in message
+    assert materialized(result) == {"raw_upload"}
+    assert catalog_rows(postgres_resource, title_id)["title_versions"] == 0
+
+
+def test_fixed_ladder_stays_available_and_fails_a_low_resolution_source(
+    clip, object_store, postgres_resource
+):
+    """The old behaviour, kept as `ladder: fixed` for comparison: a 640x272 source gets one
+    234p rung at 145 kbps, far below the target, so the blocking check stops the run."""
+    ops = {"encoding_plan": {"config": {"ladder": "fixed"}}}
+    title_id, result, _ = run_pipeline(clip("272p"), object_store, postgres_resource, ops=ops)
+    assert not result.success
+    plan = json.loads(object_store.get_bytes(f"records/encoding_plan/{title_id}.json"))
+    assert [r["name"] for r in plan["rungs"]] == ["234p-145k"]
+    assert checks(result)["top_rung_vmaf"] is False
+    assert "hls_manifests" not in materialized(result)

@@ -1,0 +1,146 @@
+"""Per-title ladder against the fixed (Apple) ladder, measured on whole titles in the same run.
+
+For each synthetic source (FFmpeg lavfi, no downloads), of different complexity:
+  slide-1080p   testsrc2's first frame held still (a slide)
+  grain-1080p   testsrc2, hard cut to a zooming mandelbrot, temporal noise over both (film grain)
+  pan-1080p     testsrc2 scrolling fast (high motion), light noise
+  street-272p   640x272, 25 fps, the grain content (a sub-480p source)
+  pan-240p      320x240, the fast pan
+it plans the per-title ladder (probes timed), encodes both ladders from one decode each (timed),
+scores every rung of both on the whole title with libvmaf (display size, every Nth frame), and
+prints:
+  - BD-rate of per-title vs fixed at equal VMAF (PCHIP, the `bjontegaard` package; a one-rung
+    fixed ladder is compared at its VMAF on the per-title curve). Target <= -20% on average,
+    never above 0.
+  - top rung: planned VMAF (samples) vs achieved (whole title). Target |delta| <= 2.
+  - probe seconds / per-title ladder encode seconds. Target <= 1.0 on 2 cores.
+No Dagster and no stack needed. The machine is shared, so times are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from netflix_assets.video import hull, plan, quality
+from netflix_assets.video.encode import SourceInfo, build_ladder_command
+from netflix_assets.video.ladder import Rung, build_ladder
+from netflix_assets.video.probe import validate_upload
+from netflix_assets.video.testmedia import Shape, make_clip
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+SOURCES = {
+    "slide-1080p": Shape(1920, 1080, 25, 8.0, False, content="still"),
+    "grain-1080p": Shape(1920, 1080, 25, 8.0, False, content="cut"),
+    "pan-1080p": Shape(1920, 1080, 25, 8.0, False, content="pan"),
+    "street-272p": Shape(640, 272, 25, 8.0, False, content="cut"),
+    "pan-240p": Shape(320, 240, 25, 8.0, False, content="pan"),
+}
+
+
+def run(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def encode_and_score(
+    source: Path, info, src: SourceInfo, rungs: list[Rung], out: Path, subsample: int
+) -> tuple[float, list[tuple[Rung, float, float]]]:
+    """Encode the ladder (one decode), then score each rung on the whole title.
+    Returns (encode seconds, [(rung, measured kbps, VMAF)])."""
+    out.mkdir(parents=True)
+    encode = build_ladder_command(source, src, rungs, out, codec="h264", ffmpeg=FFMPEG)
+    started = time.perf_counter()
+    run(encode.cmd)
+    seconds = time.perf_counter() - started
+    rows = []
+    for rung in rungs:
+        log = out / f"{rung.name}.json"
+        run(
+            quality.build_vmaf_command(
+                encode.video_outputs[rung.name],
+                source,
+                info.display_width,
+                info.display_height,
+                encode.fps,
+                log,
+                model=quality.vmaf_model_for(rung.height),
+                ffmpeg=FFMPEG,
+                subsample=subsample,
+            )
+        )
+        vmaf = quality.parse_vmaf_log(log, rung.name, "").vmaf_mean
+        rows.append((rung, plan.stream_kbps(encode.video_outputs[rung.name]), vmaf))
+    return seconds, rows
+
+
+def bench_source(name: str, shape: Shape, work: Path, subsample: int) -> dict:
+    source = make_clip(work / f"{name}.mp4", shape)
+    info = validate_upload(source)
+    src = SourceInfo.from_probe(info.to_dict())
+    display = (info.display_width, info.display_height)
+    made = plan.make_plan(run, FFMPEG, source, src, display, info.duration_s, work / "probes")
+    fixed = build_ladder(info.width, info.height, info.rotation, "h264", src.encode_fps)
+    per_title_s, per_title = encode_and_score(
+        source, info, src, made.rungs, work / "per_title", subsample
+    )
+    _, fixed_rows = encode_and_score(source, info, src, fixed, work / "fixed", subsample)
+    anchor = [(k, v) for _, k, v in fixed_rows]
+    test = [(k, v) for _, k, v in per_title]
+    top_rung, _, top_vmaf = max(per_title, key=lambda r: r[1])
+    return {
+        "name": name,
+        "bd_rate": hull.bd_rate(anchor, test),
+        "per_title_kbps": sum(k for _, k, _ in per_title),
+        "fixed_kbps": sum(k for _, k, _ in fixed_rows),
+        "fixed_top_vmaf": max(fixed_rows, key=lambda r: r[1])[2],
+        "rungs": len(made.rungs),
+        "top": f"{top_rung.name} CRF {top_rung.crf:g}",
+        "planned": top_rung.planned_vmaf,
+        "achieved": top_vmaf,
+        "probe_s": made.probe_seconds,
+        "encode_s": per_title_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--subsample", type=int, default=2, help="VMAF of every Nth frame")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="per-title-bench-") as tmp:
+        for name in args.sources.split(","):
+            result = bench_source(name, SOURCES[name], Path(tmp) / name, args.subsample)
+            results.append(result)
+            bd = result["bd_rate"]
+            print(
+                f"{name:12s} BD-rate {bd if bd is not None else float('nan'):7.1f} %  "
+                f"ladder kbps per-title {result['per_title_kbps']:8.0f} vs fixed "
+                f"{result['fixed_kbps']:8.0f} ({result['rungs']} vs fixed rungs, fixed top "
+                f"VMAF {result['fixed_top_vmaf']:.1f})  top {result['top']}: planned "
+                f"{result['planned']:.2f} achieved {result['achieved']:.2f} "
+                f"(delta {result['achieved'] - result['planned']:+.2f})  probe "
+                f"{result['probe_s']:.1f} s / encode {result['encode_s']:.1f} s = "
+                f"{result['probe_s'] / result['encode_s']:.2f}",
+                flush=True,
+            )
+    bds = [r["bd_rate"] for r in results if r["bd_rate"] is not None]
+    deltas = [abs(r["achieved"] - r["planned"]) for r in results]
+    ratios = [r["probe_s"] / r["encode_s"] for r in results]
+    print(
+        f"BD-rate mean {statistics.mean(bds):.1f} % (target <= -20), worst {max(bds):.1f} % "
+        f"(target <= 0); |achieved - planned| top VMAF max {max(deltas):.2f} (target <= 2); "
+        f"probe/encode median {statistics.median(ratios):.2f}, max {max(ratios):.2f} "
+        "(target <= 1.0)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,513 @@
+"""Per-title encoding plan: probe the title's complexity on short samples, then pick its ladder.
+
+1. Samples: a few short windows spread over the title, moved to start at a scene change when
+   one is near and never straddling one (a title shorter than a few seconds is its own sample).
+   They are cut once into a lossless FFV1 file at the encode frame rate, the reference every
+   probe is encoded from and scored against.
+2. Grid: every probe resolution (the source's own size always among them, none larger) at a
+   few CRFs, all from one decode; each scored with libvmaf at the display size.
+3. Search: the CRF of the top rung is refined at its resolution until the samples score within
+   half a VMAF of the target (ab-av1's `crf-search`, with interpolation instead of bisection).
+4. Ladder: hull.select_ladder on all points; each rung is capped CRF, maxrate = CAP_FACTOR x the
+   planned bitrate, bufsize twice that.
+
+FFmpeg runs through a `run(cmd)` callable (the FFmpeg resource's), so this module stays free of
+Dagster. Every encoder runs single-threaded with fixed sample positions, so the same input gives
+the same plan.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from netflix_assets.video import hull, quality
+from netflix_assets.video.encode import (
+    SOFTWARE_ENCODERS,
+    SourceInfo,
+    gop_frames,
+    video_codec_args,
+)
+from netflix_assets.video.hull import PlanError, ProbePoint
+
+__all__ = ["PlanError"]  # raised here, defined with the ladder maths
+from netflix_assets.video.ladder import Rung, rung_name, size_for_short_side
+
+Runner = Callable[[list[str]], Any]
+
+PROBE_SHORT_SIDES = (2160, 1440, 1080, 720, 540, 360, 234, 180, 144)
+"""Candidate probe sizes (short side) below the source's own; the ladder's sizes plus two small
+ones so a sub-480p source still gets rungs below its own size."""
+
+CRF_GRID = {"h264": (18, 25, 32, 40), "hevc": (20, 27, 34, 42), "av1": (24, 34, 44, 54)}
+CRF_LIMITS = {"h264": (8.0, 51.0), "hevc": (8.0, 51.0), "av1": (10.0, 63.0)}
+CAP_FACTOR = 2.0
+"""maxrate over planned average bitrate: a CRF encode spends more on hard scenes, within this."""
+
+PROBE_THREADS = 2
+"""x264 threads shared by the probes of one process (a constant, so plans do not depend on the
+machine's core count)."""
+SCENE_THRESHOLD = 0.35
+WHOLE_TITLE_SECONDS = 6.0
+"""Titles up to this long are probed whole: samples would cover most of them anyway."""
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    codec: str = "h264"
+    preset: str | None = None
+    target_vmaf: float = 95.0
+    floor_vmaf: float = 40.0
+    step: float = 1.75
+    max_rungs: int | None = None
+    max_bits_per_pixel: float = 1.0
+    samples: int = 3
+    sample_seconds: float = 2.0
+    sample_share: float = 0.25
+    probe_resolutions: int = 4
+    search_steps: int = 3
+    vmaf_subsample: int = 4
+    vmaf_threads: int = 2
+    workers: int = 2
+
+
+@dataclass
+class Plan:
+    rungs: list[Rung]
+    points: list[ProbePoint]
+    hull: list[ProbePoint]
+    windows: list[tuple[float, float]]
+    probe_seconds: float
+    commands: list[list[str]] = field(default_factory=list)
+
+    @property
+    def top(self) -> Rung:
+        return max(self.rungs, key=lambda r: r.bitrate_kbps)
+
+
+def sample_windows(
+    duration: float,
+    cuts: list[float],
+    samples: int = 3,
+    seconds: float = 2.0,
+    share: float = 0.25,
+) -> list[tuple[float, float]]:
+    """(start, end) windows in seconds: `samples` windows centred at equal spacing, each at most
+    `seconds` long and all together at most `share` of the title (at least 1 s each). A window
+    starts at a scene cut within half its length of its start, and is moved so that no cut falls
+    inside it. A title up to WHOLE_TITLE_SECONDS long is one window over all of it."""
+    if duration <= WHOLE_TITLE_SECONDS or samples < 1:
+        return [(0.0, round(duration, 3))]
+    length = min(seconds, max(1.0, share * duration / samples))
+    windows: list[tuple[float, float]] = []
+    for i in range(samples):
+        start = (i + 0.5) * duration / samples - length / 2
+        near = [c for c in cuts if abs(c - start) <= length / 2]
+        if near:
+            start = min(near, key=lambda c: (abs(c - start), c))
+        inside = [c for c in cuts if start < c < start + length]
+        if inside:
+            cut = inside[0]
+            start = cut if cut + length <= duration else cut - length
+        start = min(max(0.0, start), duration - length)
+        window = (round(start, 3), round(start + length, 3))
+        if windows and window[0] < windows[-1][1]:
+            continue  # overlaps the previous one (cuts pulled them together)
+        windows.append(window)
+    return windows
+
+
+def probe_sizes(display_w: int, display_h: int, count: int = 4) -> list[tuple[int, int]]:
+    """The source's own size (even) first, then up to count-1 standard sizes, each the one
+    nearest to two thirds of the previous (1080 -> 720 -> 540 -> 360), none below 144p."""
+    own = size_for_short_side(display_w, display_h, min(display_w, display_h))
+    sizes = [own]
+    short = min(own)
+    for _ in range(count - 1):
+        below = [s for s in PROBE_SHORT_SIDES if s * 1.2 <= short]
+        if not below:
+            break
+        short = min(below, key=lambda s: (abs(s - short * 2 / 3), s))
+        sizes.append(size_for_short_side(display_w, display_h, short))
+    return sizes
+
+
+def scene_command(ffmpeg: str, source: str | Path, out: str | Path) -> list[str]:
+    """Scene-change scores on a 160-pixel-wide copy: cheap, and enough to see a cut."""
+    path = str(out).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+    graph = f"scale=160:-2,select='gt(scene\\,{SCENE_THRESHOLD})',metadata=print:file='{path}'"
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
+    return [*head, "-map", "0:v:0", "-vf", graph, "-an", "-f", "null", "-"]
+
+
+def parse_scene_cuts(text: str) -> list[float]:
+    return sorted({round(float(t), 3) for t in re.findall(r"pts_time:([0-9.]+)", text)})
+
+
+def samples_command(
+    ffmpeg: str,
+    source: str | Path,
+    windows: list[tuple[float, float]],
+    fps: Fraction,
+    out: str | Path,
+    whole: bool,
+) -> list[str]:
+    """Cut the windows (accurate seeks) and join them into one lossless FFV1 file at `fps`."""
+    fps_str = f"{fps.numerator}/{fps.denominator}"
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if whole:
+        cmd += ["-i", str(source)]
+        graph = f"[0:v]fps={fps_str},setpts=PTS-STARTPTS[v]"
+    else:
+        for start, end in windows:
+            cmd += ["-ss", f"{start:.3f}", "-t", f"{end - start:.3f}", "-i", str(source)]
+        labels = "".join(f"[w{i}]" for i in range(len(windows)))
+        parts = [f"[{i}:v]fps={fps_str},setpts=PTS-STARTPTS[w{i}]" for i in range(len(windows))]
+        graph = ";".join(parts) + f";{labels}concat=n={len(windows)}:v=1:a=0[v]"
+    lossless = ["-c:v", "ffv1", "-level", "3", "-slices", "4", "-threads", "2", "-an"]
+    return [*cmd, "-filter_complex", graph, "-map", "[v]", *lossless, str(out)]
+
+
+def probe_rung(width: int, height: int, crf: float, codec: str) -> Rung:
+    """A pure-CRF rung for a probe encode (a huge cap: the probe measures what CRF spends)."""
+    cap = 1_000_000
+    return Rung(f"probe-{width}x{height}-crf{crf:g}", width, height, cap, cap, cap, codec, crf)
+
+
+def probe_encode_command(
+    ffmpeg: str,
+    samples: str | Path,
+    jobs: list[tuple[int, int, float, Path]],
+    codec: str,
+    fps: Fraction,
+    preset: str | None,
+    bit_depth: int,
+) -> list[str]:
+    """Every probe (width, height, crf, out) from one decode of the samples: split by size,
+    scale, split by CRF, one single-threaded encoder per output with the ladder's GOP."""
+    encoder = SOFTWARE_ENCODERS[codec]
+    ten_bit = bit_depth > 8 and codec in ("hevc", "av1")
+    fmt = "yuv420p10le" if ten_bit else "yuv420p"
+    sizes = sorted({(w, h) for w, h, _, _ in jobs}, reverse=True)
+    parts = [f"[0:v]split={len(sizes)}" + "".join(f"[s{i}]" for i in range(len(sizes)))]
+    labels: dict[tuple[int, int, float], str] = {}
+    for i, (w, h) in enumerate(sizes):
+        crfs = [c for jw, jh, c, _ in jobs if (jw, jh) == (w, h)]
+        outs = "".join(f"[p{i}_{j}]" for j in range(len(crfs)))
+        parts.append(
+            f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1,format={fmt},split={len(crfs)}{outs}"
+        )
+        for j, crf in enumerate(crfs):
+            labels[(w, h, crf)] = f"[p{i}_{j}]"
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(samples)]
+    cmd += ["-filter_complex", ";".join(parts)]
+    for w, h, crf, out in jobs:
+        args = video_codec_args(probe_rung(w, h, crf, codec), encoder, fps, preset)
+        if encoder == "libx265":
+            i = args.index("-x265-params")
+            args[i + 1] += ":pools=1:frame-threads=1"
+        elif encoder == "libsvtav1":
+            i = args.index("-svtav1-params")
+            args[i + 1] += ":lp=1"
+        cmd += ["-map", labels[(w, h, crf)], *args]
+        if encoder == "libx264":
+            # A fixed count (not the machine's) keeps the output the same everywhere.
+            cmd += ["-threads", str(max(1, PROBE_THREADS // len(jobs)))]
+        cmd += ["-an", "-f", "mp4", str(out)]
+    return cmd
+
+
+def stream_kbps(path: str | Path) -> float:
+    """Average video bitrate of an encode: packet bytes over its duration."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        total = 0
+        frames = 0
+        for packet in container.demux(stream):
+            if packet.size:
+                total += packet.size
+                frames += 1
+        rate = stream.average_rate or stream.guessed_rate or 25
+    seconds = max(frames, 1) / float(rate)
+    return total * 8 / 1000 / seconds
+
+
+class Prober:
+    """Runs probe encodes and their VMAF scoring for one title's samples."""
+
+    def __init__(
+        self,
+        run: Runner,
+        ffmpeg: str,
+        work: Path,
+        samples: Path,
+        display: tuple[int, int],
+        info: SourceInfo,
+        settings: PlanSettings,
+    ) -> None:
+        self.run, self.ffmpeg, self.work, self.samples = run, ffmpeg, work, samples
+        self.display, self.info, self.settings = display, info, settings
+        self.commands: list[list[str]] = []
+
+    def _run(self, cmd: list[str]) -> None:
+        self.commands.append(cmd)
+        self.run(cmd)
+
+    def measure(self, grid: list[tuple[int, int, float]]) -> list[ProbePoint]:
+        s = self.settings
+        jobs = [(w, h, c, self.work / f"probe-{w}x{h}-crf{c:g}.mp4") for w, h, c in grid]
+        self._run(
+            probe_encode_command(
+                self.ffmpeg,
+                self.samples,
+                jobs,
+                s.codec,
+                self.info.encode_fps,
+                s.preset,
+                self.info.bit_depth,
+            )
+        )
+        by_size: dict[tuple[int, int], list[tuple[float, Path]]] = {}
+        for w, h, c, out in jobs:
+            by_size.setdefault((w, h), []).append((c, out))
+
+        def score(size: tuple[int, int]) -> list[ProbePoint]:
+            entries = by_size[size]
+            logs = [out.with_suffix(".vmaf.json") for _, out in entries]
+            self._run(
+                quality.build_multi_vmaf_command(
+                    [out for _, out in entries],
+                    self.samples,
+                    *self.display,
+                    self.info.encode_fps,
+                    logs,
+                    model=quality.vmaf_model_for(min(size)),
+                    ffmpeg=self.ffmpeg,
+                    threads=s.vmaf_threads,
+                    bit_depth=self.info.bit_depth,
+                    subsample=s.vmaf_subsample,
+                    features=False,
+                )
+            )
+            points = []
+            for (crf, out), log in zip(entries, logs, strict=True):
+                vmaf = quality.parse_vmaf_log(log, out.stem, "").vmaf_mean
+                kbps = round(stream_kbps(out), 1)
+                points.append(ProbePoint(size[0], size[1], crf, kbps, round(vmaf, 2)))
+            return points
+
+        sizes = sorted(by_size, reverse=True)
+        with ThreadPoolExecutor(max_workers=max(1, s.workers)) as pool:
+            results = list(pool.map(score, sizes))
+        return [p for points in results for p in points]
+
+
+def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:
+    """CRF expected to score `target`, interpolated (or extrapolated from the nearest two
+    probes) in CRF; VMAF falls as CRF rises."""
+    pts = sorted(curve, key=lambda p: p.crf)
+    lo_crf, hi_crf = limits
+    above = [p for p in pts if p.vmaf >= target]
+    below = [p for p in pts if p.vmaf < target]
+    if above and below:
+        a = max(above, key=lambda p: p.crf)
+        b = min(below, key=lambda p: p.crf)
+        if b.crf > a.crf:
+            t = (a.vmaf - target) / max(a.vmaf - b.vmaf, 1e-6)
+            return round(a.crf + t * (b.crf - a.crf), 1)
+    pair = pts[:2] if not above else pts[-2:]
+    slope = (pair[1].vmaf - pair[0].vmaf) / (pair[1].crf - pair[0].crf) if len(pair) == 2 else 0
+    slope = min(slope, -0.5)  # at least half a VMAF per CRF step, so a flat curve still moves
+    anchor = pair[0] if not above else pair[-1]
+    crf = anchor.crf + (target - anchor.vmaf) / slope
+    return round(min(max(crf, lo_crf), hi_crf), 1)
+
+
+def make_plan(
+    run: Runner,
+    ffmpeg: str,
+    source: str | Path,
+    info: SourceInfo,
+    display: tuple[int, int],
+    duration: float,
+    work: str | Path,
+    settings: PlanSettings = PlanSettings(),
+) -> Plan:
+    """Probe the title and pick its ladder. Raises PlanError naming the cause when the target
+    cannot be met within the bitrate cap."""
+    if settings.codec not in CRF_GRID:
+        raise PlanError(f"unknown codec {settings.codec!r}; choose one of {sorted(CRF_GRID)}")
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    fps = info.encode_fps
+    commands: list[list[str]] = []
+    whole = duration <= WHOLE_TITLE_SECONDS
+    cuts: list[float] = []
+    if not whole:
+        scene_log = work / "scenes.txt"
+        cmd = scene_command(ffmpeg, source, scene_log)
+        commands.append(cmd)
+        run(cmd)
+        cuts = parse_scene_cuts(scene_log.read_text() if scene_log.exists() else "")
+    windows = sample_windows(
+        duration, cuts, settings.samples, settings.sample_seconds, settings.sample_share
+    )
+    samples = work / "samples.mkv"
+    cmd = samples_command(ffmpeg, source, windows, fps, samples, whole)
+    commands.append(cmd)
+    run(cmd)
+
+    prober = Prober(run, ffmpeg, work, samples, display, info, settings)
+    sizes = probe_sizes(*display, settings.probe_resolutions)
+    grid = [(w, h, float(c)) for w, h in sizes for c in CRF_GRID[settings.codec]]
+    points = prober.measure(grid)
+    points = _search_top(prober, points, sizes[0], settings)
+
+    cap = top_kbps_cap(settings.max_bits_per_pixel, display, fps, duration)
+    planned = hull.select_ladder(
+        points,
+        settings.target_vmaf,
+        settings.floor_vmaf,
+        settings.step,
+        settings.max_rungs,
+        max_top_kbps=cap,
+    )
+    rungs = []
+    for p in planned:
+        kbps = max(1, round(p.kbps))
+        maxrate = max(2, math.ceil(kbps * CAP_FACTOR))
+        rungs.append(
+            Rung(
+                name=rung_name(p.short_side, kbps),
+                width=p.width,
+                height=p.height,
+                bitrate_kbps=kbps,
+                maxrate_kbps=maxrate,
+                bufsize_kbps=2 * maxrate,
+                codec=settings.codec,
+                crf=p.crf,
+                planned_vmaf=round(p.vmaf, 2),
+            )
+        )
+    return Plan(
+        rungs=rungs,
+        points=sorted(points, key=lambda p: (-p.width * p.height, p.crf)),
+        hull=hull.upper_hull(points),
+        windows=windows,
+        probe_seconds=round(time.perf_counter() - started, 2),
+        commands=commands + prober.commands,
+    )
+
+
+def top_kbps_cap(
+    bits_per_pixel: float, display: tuple[int, int], fps: Fraction, duration: float
+) -> float:
+    """The top rung's bitrate cap. A title shorter than one GOP is all keyframe (a 1-frame
+    video is one intra frame), so its cap grows by the GOP's share of frames it lacks."""
+    frames = max(1, round(duration * float(fps)))
+    intra_only = max(1.0, gop_frames(fps) / frames)
+    return bits_per_pixel * display[0] * display[1] * float(fps) / 1000 * intra_only
+
+
+def _search_top(
+    prober: Prober, points: list[ProbePoint], own: tuple[int, int], settings: PlanSettings
+) -> list[ProbePoint]:
+    """Refine the top rung's CRF on its resolution: each round encodes two CRFs one step either
+    side of the estimate (one process, one VMAF run), until a probe scores at most half a VMAF
+    above the target, the target is bracketed by probes at most 2 CRF apart, or a limit is hit."""
+    target = settings.target_vmaf
+    limits = CRF_LIMITS[settings.codec]
+    points = list(points)
+    for _ in range(settings.search_steps):
+        by_size = hull.curves(points)
+        top = hull.top_rung(by_size, target)
+        size = (top.width, top.height) if top else own
+        curve = by_size[size]
+        if any(target <= p.vmaf <= target + 0.5 for p in curve):
+            break
+        above = [p.crf for p in curve if p.vmaf >= target]
+        below = [p.crf for p in curve if p.vmaf < target]
+        if above and below and 0 < min(below) - max(above) <= 2.0:
+            break
+        crf = _next_crf(curve, target, limits)
+        tried = {p.crf for p in curve}
+        pair = sorted({min(max(c, limits[0]), limits[1]) for c in (crf - 1, crf + 1)} - tried)
+        if not pair:
+            break  # the CRF limit, or CRFs already measured: nothing new to learn
+        points += prober.measure([(size[0], size[1], c) for c in pair])
+    return points
+
+
+def fixed_rungs_estimate(points: list[ProbePoint], fixed: list[Rung]) -> list[tuple[float, float]]:
+    """(kbps, VMAF) the fixed ladder's rungs would score, read off the probed curve of their
+    size (a VBR encode at a bitrate scores about what CRF does at the same average)."""
+    by_size = hull.curves(points)
+    out = []
+    for rung in fixed:
+        curve = by_size.get((rung.width, rung.height))
+        score = hull.vmaf_at(curve, rung.bitrate_kbps) if curve else None
+        if score is not None:
+            out.append((float(rung.bitrate_kbps), round(score, 2)))
+    return out
+
+
+def plot_hull(
+    points: list[ProbePoint],
+    rungs: list[Rung],
+    fixed: list[tuple[float, float]],
+    target: float,
+    path: str | Path,
+) -> Path:
+    """Bitrate (log) against VMAF: one curve per probed size, the hull, the chosen rungs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for (w, h), curve in sorted(hull.curves(points).items(), reverse=True):
+        kbps, vmaf = [p.kbps for p in curve], [p.vmaf for p in curve]
+        ax.plot(kbps, vmaf, "o-", ms=3, lw=1, label=f"{w}x{h}")
+    corners = hull.upper_hull(points)
+    ax.plot([p.kbps for p in corners], [p.vmaf for p in corners], "k--", lw=1, label="hull")
+    chosen = [(r.bitrate_kbps, r.planned_vmaf) for r in rungs if r.planned_vmaf is not None]
+    if chosen:
+        ax.plot(*zip(*chosen, strict=True), "r*", ms=12, label="per-title rungs")
+    if fixed:
+        ax.plot([k for k, _ in fixed], [v for _, v in fixed], "bx", ms=8, label="fixed ladder")
+    ax.axhline(target, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("bitrate (kbps, samples)")
+    ax.set_ylabel("VMAF at display size")
+    ax.set_ylim(max(0, min(p.vmaf for p in points) - 5), 100)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def ladder_table(rungs: list[Rung]) -> str:
+    lines = [
+        "| rung | size | CRF | planned kbps | maxrate kbps | planned VMAF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rungs:
+        crf = f"{r.crf:g}" if r.crf is not None else "VBR"
+        vmaf = f"{r.planned_vmaf:.2f}" if r.planned_vmaf is not None else "-"
+        lines.append(
+            f"| {r.name} | {r.width}x{r.height} | {crf} | {r.bitrate_kbps} | {r.maxrate_kbps} "
+            f"| {vmaf} |"
+        )
+    return "\n".join(lines)

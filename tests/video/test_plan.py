@@ -1,0 +1,176 @@
+"""Per-title planning: the hull, the ladder picked from it and BD-rate as pure functions, then
+the planner against real FFmpeg and libvmaf on tiny clips (no Dagster)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import bjontegaard
+import imageio_ffmpeg
+import pytest
+
+from netflix_assets.video import hull, plan
+from netflix_assets.video.encode import SourceInfo, video_codec_args
+from netflix_assets.video.hull import PlanError, ProbePoint
+from netflix_assets.video.ladder import Rung, size_for_short_side
+from netflix_assets.video.probe import validate_upload
+from netflix_assets.video.testmedia import Shape, make_clip
+
+SIZES = {1080: (1920, 1080), 720: (1280, 720), 360: (640, 360)}
+
+
+def model_points(difficulty: float) -> list[ProbePoint]:
+    """A plausible rate-quality family: each size saturates at its own ceiling, and bigger
+    pictures need more bits to get there; `difficulty` scales every bitrate."""
+    ceiling = {1080: 99.0, 720: 93.0, 360: 78.0}
+    scale = {1080: 4000.0, 720: 1800.0, 360: 500.0}
+    out = []
+    for short, (w, h) in SIZES.items():
+        for crf in (18, 25, 32, 40):
+            kbps = difficulty * scale[short] * 2 ** ((25 - crf) / 6)
+            vmaf = ceiling[short] * (1 - math.exp(-kbps / (0.6 * difficulty * scale[short])))
+            out.append(ProbePoint(w, h, float(crf), round(kbps, 1), round(vmaf, 2)))
+    return out
+
+
+def test_upper_hull_is_rising_and_keeps_only_corners() -> None:
+    points = model_points(1.0)
+    corners = hull.upper_hull(points)
+    assert [p.kbps for p in corners] == sorted(p.kbps for p in corners)
+    assert [p.vmaf for p in corners] == sorted(p.vmaf for p in corners)
+    # No point lies above a hull segment.
+    for a, b in itertools.pairwise(corners):
+        for p in points:
+            if a.kbps < p.kbps < b.kbps:
+                line = a.vmaf + (b.vmaf - a.vmaf) * (p.kbps - a.kbps) / (b.kbps - a.kbps)
+                assert p.vmaf <= line + 1e-9
+    # The cheapest point starts it and the best ends it.
+    assert corners[0] == min(points, key=lambda p: p.kbps)
+    assert corners[-1].vmaf == max(p.vmaf for p in points)
+
+
+def test_ladder_from_the_hull() -> None:
+    points = model_points(1.0)
+    rungs = hull.select_ladder(points, target_vmaf=95, floor_vmaf=40, step=1.75)
+    top, bottom = rungs[-1], rungs[0]
+    assert top.vmaf == pytest.approx(95, abs=0.01) and top.short_side == 1080
+    assert bottom.vmaf == pytest.approx(40, abs=1.0) and bottom.short_side == 360
+    ratios = [b.kbps / a.kbps for a, b in itertools.pairwise(rungs)]
+    assert all(1.4 <= r <= 2.2 for r in ratios), ratios
+    areas = [r.width * r.height for r in rungs]
+    assert areas == sorted(areas)  # switching down never raises resolution
+    # Each rung sits at the size that scores best at its bitrate (among probed ones).
+    by_size = hull.curves(points)
+    for r in rungs[:-1]:
+        scores = [hull.vmaf_at(c, r.kbps) for c in by_size.values()]
+        assert r.vmaf >= max(s for s in scores if s is not None) - 1e-3
+    assert hull.select_ladder(points, max_rungs=2) == rungs[-2:]
+
+
+def test_easy_content_gets_fewer_bits_and_hard_content_fails_with_the_cause() -> None:
+    easy = hull.select_ladder(model_points(0.2))
+    hard = hull.select_ladder(model_points(3.0))
+    assert sum(r.kbps for r in easy) < sum(r.kbps for r in hard) / 5
+    with pytest.raises(PlanError, match="above the cap of 1000 kbps"):
+        hull.select_ladder(model_points(3.0), max_top_kbps=1000)
+    with pytest.raises(PlanError, match=r"no probe reaches VMAF 99\.5"):
+        hull.select_ladder(model_points(1.0), target_vmaf=99.5)
+
+
+def test_bd_rate_agrees_with_the_bjontegaard_package() -> None:
+    anchor = [(500.0, 60.0), (1000.0, 75.0), (2000.0, 86.0), (4000.0, 93.0)]
+    test = [(k * 0.8, q) for k, q in anchor]  # 20% fewer bits at every quality
+    assert hull.bd_rate(anchor, test) == pytest.approx(-20.0, abs=0.01)
+    skewed = [(450.0, 58.0), (700.0, 72.0), (1500.0, 85.0), (3900.0, 95.0), (6000.0, 97.0)]
+    ours = hull.bd_rate(anchor, skewed)
+    theirs = bjontegaard.bd_rate(
+        [a[0] for a in anchor],
+        [a[1] for a in anchor],
+        [s[0] for s in skewed],
+        [s[1] for s in skewed],
+        method="pchip",
+        require_matching_points=False,
+    )
+    assert ours == pytest.approx(theirs, abs=0.01)
+    # A one-rung anchor (the fixed ladder of a sub-480p source): rates compared at its VMAF.
+    assert hull.bd_rate([(1000.0, 75.0)], test) == pytest.approx(-20.0, abs=0.01)
+    assert hull.bd_rate([(1000.0, 99.0)], test) is None  # no common VMAF
+
+
+def test_sample_windows() -> None:
+    assert plan.sample_windows(4.0, []) == [(0.0, 4.0)]
+    windows = plan.sample_windows(60.0, [], samples=3, seconds=2.0)
+    assert windows == [(9.0, 11.0), (29.0, 31.0), (49.0, 51.0)]
+    # A cut near a start becomes the start; a cut inside a window moves the window to it.
+    cuts = [9.6, 30.5]
+    moved = plan.sample_windows(60.0, cuts, samples=3, seconds=2.0)
+    assert moved[0] == (9.6, 11.6) and moved[1] == (30.5, 32.5)
+    for start, end in moved:
+        assert not any(start < c < end for c in cuts)
+    # Short titles: at most a quarter of the title, at least 1 s per sample.
+    assert plan.sample_windows(12.0, []) == [(1.5, 2.5), (5.5, 6.5), (9.5, 10.5)]
+
+
+def test_probe_sizes_include_the_source_and_never_upscale() -> None:
+    assert plan.probe_sizes(1920, 1080, 4) == [(1920, 1080), (1280, 720), (960, 540), (640, 360)]
+    assert plan.probe_sizes(961, 541, 2) == [(960, 540), (640, 360)]
+    assert plan.probe_sizes(640, 272, 3)[0] == (640, 272)
+    portrait = plan.probe_sizes(272, 480, 3)
+    assert portrait[0] == (272, 480) and all(h > w for w, h in portrait)
+    tiny = plan.probe_sizes(320, 240, 4)
+    assert tiny[0] == (320, 240) and all(w <= 320 and h <= 240 for w, h in tiny)
+    assert size_for_short_side(1920, 1080, 2160) == (1920, 1080)
+
+
+def test_capped_crf_rung_arguments() -> None:
+    rung = Rung("540p-800k", 960, 540, 800, 1600, 3200, "h264", crf=24.5, planned_vmaf=90.0)
+    args = video_codec_args(rung, "libx264", Fraction(30), None)
+    assert args[args.index("-crf") + 1] == "24.5"
+    assert args[args.index("-maxrate") + 1] == "1600k" and args[args.index("-bufsize") + 1]
+    assert "-b:v" not in args
+    vbr = video_codec_args(Rung("a", 960, 540, 800, 1200, 1600, "h264"), "libx264", 30, None)
+    assert "-crf" not in vbr and vbr[vbr.index("-b:v") + 1] == "800k"
+
+
+def test_top_kbps_cap_grows_for_titles_shorter_than_a_gop() -> None:
+    steady = plan.top_kbps_cap(0.4, (640, 360), Fraction(25), 10.0)
+    assert steady == pytest.approx(0.4 * 640 * 360 * 25 / 1000)
+    assert plan.top_kbps_cap(0.4, (640, 360), Fraction(25), 0.04) == pytest.approx(steady * 50)
+
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _run(cmd: list[str]) -> None:
+    import subprocess
+
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def _plan(path, tmp_path, name: str) -> plan.Plan:
+    info = validate_upload(path)
+    settings = plan.PlanSettings(probe_resolutions=2)
+    return plan.make_plan(
+        _run,
+        FFMPEG,
+        path,
+        SourceInfo.from_probe(info.to_dict()),
+        (info.display_width, info.display_height),
+        info.duration_s,
+        tmp_path / name,
+        settings,
+    )
+
+
+def test_plan_is_deterministic_and_static_content_gets_fewer_bits(tmp_path) -> None:
+    still = make_clip(tmp_path / "still.mp4", Shape(320, 180, 25, 2.0, False, content="still"))
+    moving = make_clip(tmp_path / "moving.mp4", Shape(320, 180, 25, 2.0, False))
+    first, again = _plan(still, tmp_path, "a"), _plan(still, tmp_path, "b")
+    assert first.rungs == again.rungs and first.points == again.points
+    busy = _plan(moving, tmp_path, "c")
+    for made in (first, busy):
+        assert made.top.planned_vmaf == pytest.approx(95, abs=0.01)
+        assert max(p.width for p in made.points) == 320  # the source's own size is probed
+    assert sum(r.bitrate_kbps for r in first.rungs) < sum(r.bitrate_kbps for r in busy.rungs) / 3
