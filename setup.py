@@ -28,6 +28,7 @@ CORE = [
     "click>=8.1",
     "rich>=13",
     "matplotlib>=3.9",  # the per-frame VMAF plot in quality_report's metadata
+    "bjontegaard==1.3.0",  # BD-rate (PCHIP) of the per-title ladder against the fixed one
     "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
     "scipy>=1.11",  # sparse interaction matrices for ALS
     "lightgbm>=4.5",  # the ranker
