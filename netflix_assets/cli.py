@@ -408,11 +408,19 @@ def serve(
 
 @main.command()
 @click.argument("sql")
-def query(sql: str) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people; csv (with a header) or json (an array of rows) to pipe on.",
+)
+def query(sql: str, output_format: str) -> None:
     """Run SQL over the lake's Delta tables with DuckDB (no JVM); tables are named after assets."""
     from rich.console import Console
-    from rich.table import Table
 
+    from netflix_assets import table_output
     from netflix_assets.lake_query import LakeQueryError
     from netflix_assets.lake_query import query as run_query
 
@@ -421,10 +429,12 @@ def query(sql: str) -> None:
     except LakeQueryError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    view = Table(*result.column_names)
-    for row in result.to_pylist():
-        view.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(view)
+    if output_format == "csv":
+        click.echo(table_output.to_csv(result), nl=False)
+    elif output_format == "json":
+        click.echo(table_output.to_json(result))
+    else:
+        Console().print(table_output.to_rich(result))
 
 
 def _run_module(python: Path, module: str, args: tuple[str, ...]) -> None:
