@@ -210,6 +210,10 @@ def kafka_publisher(bootstrap_servers: str, topic: str, timeout_s: float = 10.0)
             producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
         left = producer.flush(timeout_s)
         if left or errors:
+            # Drop what is still queued: Alertmanager resends the whole group after the 503,
+            # and a late delivery of this attempt would duplicate it.
+            producer.purge()
+            producer.flush(0)
             raise RuntimeError(
                 f"Kafka at {bootstrap_servers} took {len(records) - left - len(errors)} of "
                 f"{len(records)} alerts on {topic!r}: {errors or 'timed out'}"
