@@ -11,8 +11,8 @@ from resources.postgres import PostgresResource
 def catalog_schema(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
     """Applies the pending migrations of schema/migrations (each in one transaction, refused
     when an applied file was edited); a re-run with nothing pending changes nothing."""
-    applied = migrations.migrate(postgres.dsn)
-    states = migrations.status(postgres.dsn)
+    applied = migrations.migrate(postgres.conninfo())
+    states = migrations.status(postgres.conninfo())
     with postgres.connect() as conn:
         tables = [
             row[0]

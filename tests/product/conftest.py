@@ -17,14 +17,14 @@ from resources.postgres import PostgresResource
 
 def scratch_database(postgres_resource: PostgresResource) -> Iterator[str]:
     name = f"product_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(postgres_resource.dsn, autocommit=True) as conn:
+    with psycopg.connect(postgres_resource.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(postgres_resource.dsn)
+    params = conninfo_to_dict(postgres_resource.conninfo())
     params["dbname"] = name
     try:
         yield make_conninfo(**params)
     finally:
-        with psycopg.connect(postgres_resource.dsn, autocommit=True) as conn:
+        with psycopg.connect(postgres_resource.conninfo(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
