@@ -32,7 +32,7 @@ class Shape:
 
 SHAPES: dict[str, Shape] = {
     "1080p": Shape(1920, 1080, seconds=2.0),
-    "720p": Shape(1280, 720),
+    "720p": Shape(1280, 720, seconds=3.0),
     "odd": Shape(961, 541, fps=25, seconds=3.0),
     "silent": Shape(960, 540, audio=False, seconds=3.0),
     "10bit": Shape(960, 540, ten_bit=True, seconds=3.0),

@@ -174,3 +174,23 @@ def test_plan_is_deterministic_and_static_content_gets_fewer_bits(tmp_path) -> N
         assert made.top.planned_vmaf == pytest.approx(95, abs=0.01)
         assert max(p.width for p in made.points) == 320  # the source's own size is probed
     assert sum(r.bitrate_kbps for r in first.rungs) < sum(r.bitrate_kbps for r in busy.rungs) / 3
+
+
+def test_a_source_with_a_huge_bitrate_gets_a_normal_plan(tmp_path) -> None:
+    """A lossless upload (about 100 bits per pixel per second here) is planned on its
+    picture, not its bitrate: the ladder tops out far below the source's rate."""
+    import subprocess
+
+    source = tmp_path / "lossless.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"),
+            "testsrc2=size=320x180:rate=25:duration=2,noise=alls=8:allf=t",
+            *("-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", str(source)),
+        ],
+        check=True,
+    )
+    source_kbps = source.stat().st_size * 8 / 1000 / 2
+    made = _plan(source, tmp_path, "lossless")
+    assert made.top.planned_vmaf == pytest.approx(95, abs=0.01)
+    assert made.top.bitrate_kbps < source_kbps / 3
