@@ -6,6 +6,7 @@ The demo records its runs in the DAGSTER_HOME instance, so `make ui` shows them 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from dagster import DagsterInstance, materialize
 from rich.console import Console
@@ -25,6 +26,34 @@ def platform_step(console: Console, instance: DagsterInstance) -> None:
     console.print(f"catalog_schema: {meta['table_count'].value} tables in PostgreSQL")
 
 
+DEMO_SEED = 11
+
+
+def _accounts(console: Console, first: date):
+    """Two days of the account side in PostgreSQL; returns who watches what."""
+    from netflix_assets.product.simulation import (
+        AccountSimConfig,
+        ensure_catalog,
+        load_population,
+        simulate_accounts,
+    )
+
+    postgres = defs.resources["postgres"]
+    with postgres.connect() as conn:
+        report = simulate_accounts(
+            conn, AccountSimConfig(accounts=400, days=2, start=first, seed=DEMO_SEED)
+        )
+        ensure_catalog(conn, titles=80, seed=DEMO_SEED)
+        population = load_population(conn, titles=80, seed=DEMO_SEED)
+    console.print(
+        f"accounts: {report.accounts} created ({report.subscriptions} subscriptions, "
+        f"{report.plan_changes} plan changes, {report.cancellations} cancellations); "
+        f"{len(population.accounts)} live accounts watch {len(population.titles)} titles, "
+        f"first {population.titles[0].title_id}"
+    )
+    return population
+
+
 def lake_step(console: Console, instance: DagsterInstance) -> None:
     """Two days of simulated viewing through Kafka, bronze, silver, sessions and gold."""
     from datetime import UTC, datetime, timedelta
@@ -37,8 +66,10 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
 
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=1), today]
+    population = _accounts(console, days[0])
     report = produce_simulated(
-        KafkaResource(), SimConfig(users=400, titles=80, days=2, start=days[0], seed=11)
+        KafkaResource(),
+        SimConfig(days=2, start=days[0], seed=DEMO_SEED, population=population),
     )
     console.print(f"simulated {report.produced:,} events at {report.rate:,.0f}/s")
     everything = [*LAKE_ASSETS]
@@ -73,6 +104,77 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
         "FROM gold_title_daily GROUP BY title_id ORDER BY views DESC LIMIT 5"
     )
     console.print("top titles (netflix-assets query):", top.to_pylist())
+
+
+def product_step(console: Console, instance: DagsterInstance) -> None:
+    """Bill the two days, load their viewing history into PostgreSQL, refresh the views,
+    snapshot the product tables into the lake and build the revenue and engagement gold tables;
+    then MRR by plan from gold (netflix-assets query)."""
+    from datetime import UTC, datetime, timedelta
+
+    from assets.product import ASSETS as PRODUCT_ASSETS
+    from assets.product import SNAPSHOTS
+    from netflix_assets.lake_query import query
+
+    today = datetime.now(UTC).date()
+    everything = [*PRODUCT_ASSETS]
+    materialize(
+        everything,
+        selection=["viewing_history_partitions"],
+        resources=defs.resources,
+        instance=instance,
+    )
+    for day in (today - timedelta(days=1), today):
+        billed = materialize(
+            everything,
+            selection=["billing_run", "viewing_history"],
+            partition_key=day.isoformat(),
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=True,
+        )
+        meta = billed.asset_materializations_for_node("billing_run")[0].metadata
+        rows = billed.asset_materializations_for_node("viewing_history")[0].metadata["rows"]
+        console.print(
+            f"{day}: billed {meta['invoices_created'].value} invoices, "
+            f"{meta['succeeded'].value} payments succeeded, {meta['failed'].value} failed; "
+            f"{rows.value} sessions into product.viewing_history"
+        )
+    materialize(
+        everything,
+        selection=[
+            "revenue_daily_view",
+            "top_titles_by_country_view",
+            "profile_engagement_view",
+            *SNAPSHOTS,
+        ],
+        resources=defs.resources,
+        instance=instance,
+        raise_on_error=True,
+    )
+    for day in (today - timedelta(days=1), today):
+        result = materialize(
+            everything,
+            selection=["gold_revenue_daily", "gold_engagement_by_plan"],
+            partition_key=day.isoformat(),
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=True,
+        )
+        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+        console.print(f"{day}: revenue and engagement gold; failed checks: {failed or 'none'}")
+    mrr = query(
+        "SELECT plan_id, currency, CAST(sum(active_subscriptions) AS BIGINT) AS subscriptions, "
+        "round(sum(mrr_cents) / 100.0, 2) AS mrr FROM gold_revenue_daily "
+        f"WHERE revenue_date = DATE '{today.isoformat()}' GROUP BY 1, 2 "
+        "ORDER BY currency, plan_id"
+    )
+    console.print("MRR by plan today (gold_revenue_daily, in each currency's units):")
+    for row in mrr.to_pylist():
+        console.print(
+            f"  {row['currency']} {row['plan_id']:9s} {row['subscriptions']:4d} subscriptions  "
+            f"MRR {row['mrr']:>12,.2f}"
+        )
 
 
 def video_step(console: Console, instance: DagsterInstance) -> None:
@@ -194,6 +296,7 @@ STEPS: list[Callable[[Console, DagsterInstance], None]] = [
     platform_step,
     video_step,
     lake_step,
+    product_step,
     recommendations_step,
 ]
 
