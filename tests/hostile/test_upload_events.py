@@ -117,8 +117,9 @@ def test_raw_upload_refuses_a_traversal_key_and_copies_nothing(tmp_path: Path) -
     """A run configured with such a key (an old event, a manual run) used to read the file and,
     its checksum differing, copy it into quarantine/ (a possibly shared bucket)."""
     store = ObjectStoreResource(root=str(tmp_path / "a" / "b" / "objects"))
-    (tmp_path / "secret.txt").write_text("private")
+    (tmp_path / "secret.txt").write_text("private")  # objects/raw/../../../.. is tmp_path
     title_id = f"t-{uuid.uuid4().hex[:8]}"
+    store.put_bytes(b"an earlier upload", f"raw/{title_id}/abc/film.mp4")  # raw/ exists
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("titles", [title_id])
         result = materialize(
@@ -129,7 +130,7 @@ def test_raw_upload_refuses_a_traversal_key_and_copies_nothing(tmp_path: Path) -
             run_config={
                 "ops": {
                     "raw_upload": {
-                        "config": {"object_key": "raw/../../../secret.txt", "sha256": "0" * 64}
+                        "config": {"object_key": "raw/../../../../secret.txt", "sha256": "0" * 64}
                     }
                 }
             },
@@ -138,10 +139,10 @@ def test_raw_upload_refuses_a_traversal_key_and_copies_nothing(tmp_path: Path) -
     assert not result.success
     error = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error
     assert error.cause.cls_name == "InvalidKey"
-    assert "object key 'raw/../../../secret.txt' has an empty, '.' or '..' segment" in (
+    assert "object key 'raw/../../../../secret.txt' has an empty, '.' or '..' segment" in (
         error.cause.message
     )
-    assert store.list_keys("") == []
+    assert store.list_keys("") == [f"raw/{title_id}/abc/film.mp4"]  # nothing copied in
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
