@@ -6,9 +6,8 @@ S3Resource (boto3) with an endpoint_url, so MinIO or any S3-compatible server wo
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """Write beside the target under a name no other writer uses, then rename: a reader never
     sees half a file and two writers of one key never share (or delete) each other's partial."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    partial = Path(name)
+    # A random name rather than mkstemp: mkstemp makes the file 0600, and a stored object keeps
+    # the permissions of the umask like any other file (a web server serves delivery/).
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     try:
         write(partial)
         partial.replace(target)

@@ -4,6 +4,7 @@ one key never see or break each other's partial file."""
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -135,3 +136,20 @@ def test_failed_write_leaves_no_partial(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         store.put_file(tmp_path / "missing.mp4", "raw/t/missing.mp4")
     assert list((tmp_path / "objects" / "raw" / "t").iterdir()) == []
+
+
+def test_stored_files_keep_the_permissions_of_the_umask(tmp_path: Path) -> None:
+    """Written through a temporary file, an object must still be readable as any file the
+    process writes (a web server serves delivery/); mkstemp's 0600 would hide it."""
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    source = tmp_path / "seg.m4s"
+    source.write_bytes(b"segment")
+    old = os.umask(0o022)
+    try:
+        store.put_bytes(b"playlist", "delivery/t/v1/master.m3u8")
+        store.put_file(source, "delivery/t/v1/seg.m4s")
+    finally:
+        os.umask(old)
+    for name in ("master.m3u8", "seg.m4s"):
+        mode = (tmp_path / "objects" / "delivery" / "t" / "v1" / name).stat().st_mode & 0o777
+        assert mode == 0o644, f"{name} is {oct(mode)}"
