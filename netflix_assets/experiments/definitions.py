@@ -65,6 +65,21 @@ class Experiment:
     def is_active(self, day: dt.date) -> bool:
         return self.start <= day <= self.end
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "experiment_id": self.experiment_id,
+            "salt": self.salt,
+            "variants": [{"name": v.name, "share": v.share} for v in self.variants],
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "primary_metric": self.primary_metric,
+            "guardrail_metrics": list(self.guardrail_metrics),
+            "layer": self.layer,
+            "traffic_start": self.traffic_start,
+            "traffic_end": self.traffic_end,
+            "description": self.description,
+        }
+
     @classmethod
     def from_dict(cls, raw: dict) -> Experiment:
         """Builds an experiment from plain data (a config file, a PostgreSQL row as a dict)."""
@@ -183,3 +198,30 @@ def _overlap(a: Experiment, b: Experiment) -> bool:
         and a.traffic_start < b.traffic_end
         and b.traffic_start < a.traffic_end
     )
+
+
+def load_registry(text: str, known_metrics: Iterable[str] | None = None) -> dict[str, Experiment]:
+    """Experiments from YAML (or JSON) text `experiments: [...]`, validated one by one and together.
+
+    With `known_metrics`, a metric the lake does not compute is refused too.
+    """
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ExperimentDefinitionError(f"experiments file is not valid YAML: {exc}") from None
+    items = raw.get("experiments") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise ExperimentDefinitionError("an experiments file holds `experiments:` with a list")
+    registry = validate_registry(Experiment.from_dict(item) for item in items)
+    if known_metrics is not None:
+        known = set(known_metrics)
+        for e in registry.values():
+            unknown = [m for m in e.metrics if m not in known]
+            if unknown:
+                raise ExperimentDefinitionError(
+                    f"experiment {e.experiment_id!r} names metrics {unknown} that the lake does "
+                    f"not compute; choose from {sorted(known)}"
+                )
+    return registry

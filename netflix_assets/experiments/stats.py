@@ -89,9 +89,12 @@ def difference(
     else:
         lift, rel_half = math.nan, math.nan
     n = control.n + treatment.n
-    tau2 = mixing_variance(v * n, alpha, tuning_n)
-    seq_p = float(msprt_p_value(diff, v, tau2))
-    seq_half = float(msprt_halfwidth(v, tau2, alpha))
+    if v > 0:
+        tau2 = mixing_variance(v * n, alpha, tuning_n)
+        seq_p = float(msprt_p_value(diff, v, tau2))
+        seq_half = float(msprt_halfwidth(v, tau2, alpha))
+    else:  # both variants constant (a metric that never moved): the difference is exact
+        seq_p, seq_half = float(diff == 0), 0.0
     return Difference(
         control_mean=control.mean,
         treatment_mean=treatment.mean,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -117,3 +118,20 @@ def test_disjoint_slices_never_share_a_profile_and_take_their_width():
     assert not (in_a & in_b).any()
     assert (in_a | in_b).all()
     assert abs(in_a.mean() - 0.3) < 0.015
+
+
+def test_the_shipped_experiments_file_loads_and_bad_files_are_refused():
+    from netflix_assets.experiments.definitions import load_registry
+    from netflix_assets.settings import REPO_ROOT
+    from spark_jobs.experiments import METRICS
+
+    shipped = load_registry((REPO_ROOT / "deploy" / "experiments.yml").read_text(), METRICS)
+    assert {"mmr_lambda", "aa_ranking"} <= set(shipped)
+    good = make().to_dict()
+    assert load_registry(json.dumps({"experiments": [good]}))["mmr_lambda"] == make()
+    with pytest.raises(ExperimentDefinitionError, match="does not compute"):
+        load_registry(json.dumps({"experiments": [{**good, "primary_metric": "revenue"}]}), METRICS)
+    with pytest.raises(ExperimentDefinitionError, match="holds `experiments:`"):
+        load_registry("- just a list")
+    with pytest.raises(ExperimentDefinitionError, match="not valid YAML"):
+        load_registry("experiments: [unclosed")

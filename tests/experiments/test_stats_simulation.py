@@ -196,3 +196,16 @@ def test_analyze_refuses_a_profile_in_two_variants_and_unknown_variants():
         analyze(ghost, EXPERIMENT)
     with pytest.raises(ExperimentDataError, match="lacks the columns"):
         analyze(daily.drop(columns="watch_seconds"), EXPERIMENT)
+
+
+def test_a_metric_that_never_moves_gives_exact_answers_not_nan():
+    """A guardrail at 0 in both variants (no stalls at all) once gave NaN sequential p-values."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = difference(Moments.of(np.zeros(50)), Moments.of(np.zeros(60)))
+        apart = difference(Moments.of(np.zeros(50)), Moments.of(np.ones(60)))
+    assert (same.p_value, same.sequential_p_value) == (1.0, 1.0)
+    assert same.sequential_ci_low == same.sequential_ci_high == 0.0
+    assert (apart.p_value, apart.sequential_p_value) == (0.0, 0.0)
