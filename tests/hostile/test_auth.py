@@ -4,7 +4,11 @@ with a guessable secret."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -91,3 +95,20 @@ def test_a_short_secret_is_refused_at_startup(secret, monkeypatch) -> None:
     monkeypatch.setenv(JWT_SECRET_ENV, secret)
     with pytest.raises(AuthConfigError, match=JWT_SECRET_ENV):
         AuthConfig.from_env()
+
+
+def test_serve_refuses_to_start_with_a_short_secret(tmp_path) -> None:
+    env = {**os.environ, JWT_SECRET_ENV: "changeme"}
+    env.pop("NETFLIX_ASSETS_API_KEY", None)
+    cli = str(Path(sys.executable).with_name("netflix-assets"))
+    manifest, releases = str(tmp_path / "release.json"), str(tmp_path / "releases")
+    result = subprocess.run(
+        [cli, "serve", "--manifest", manifest, "--release-dir", releases],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert JWT_SECRET_ENV in result.stderr and "at least 32" in result.stderr
+    assert "Traceback" not in result.stderr
