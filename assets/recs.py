@@ -18,6 +18,7 @@ import json
 import time
 from datetime import date, timedelta
 
+import numpy as np
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -37,7 +38,7 @@ from pydantic import Field
 from pyspark.sql import functions as F
 
 from netflix_assets.partitions import event_date_partitions
-from netflix_assets.recs import ncf, training, two_stage
+from netflix_assets.recs import ncf, selection, training, two_stage
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.ncf import NcfConfig
 from resources.object_store import ObjectStoreResource
@@ -187,11 +188,10 @@ def online_features(
 
 
 class ModelConfig(Config):
-    factors: int = 32
     iterations: int = 10
     ncf_epochs: int = 10
     ranker_rounds: int = 100
-    candidates: int = Field(default=500, description="ALS candidates the ranker reorders.")
+    candidates: int = Field(default=500, description="Candidates the ranker reorders.")
     ranker_users: int = Field(
         default=5000, description="Labelled users whose candidates train the ranker (sampled)."
     )
@@ -201,10 +201,19 @@ class ModelConfig(Config):
     max_eval_users: int = Field(
         default=20_000, description="Held-out users scored (a seeded sample beyond this)."
     )
+    mmr_lambda: float = Field(
+        default=0.9,
+        description="MMR's relevance weight in the served list (1.0 = no MMR); chosen from the "
+        "accuracy-diversity curve candidate_model measures on validation (docs/RECS.md).",
+    )
+    best_model_tolerance: float = Field(
+        default=0.1,
+        description="How far below the best single model's NDCG@10 the served path may be "
+        "(relative) before the release is blocked: MMR's price must stay small.",
+    )
     regression_tolerance: float = Field(
         default=0.05,
-        description="How far each model's headline figure (HR@10 sampled for ALS and NCF, "
-        "temporal NDCG@10 for the ranker) may drop below the previous date's.",
+        description="How far the served path's NDCG@10 may drop below the previous date's.",
     )
 
 
@@ -222,7 +231,7 @@ def _model_key(kind: str, as_of: date, name: str) -> str:
 
 
 def _model_result(
-    uri: str, users: int, titles: int, interactions: int, seconds: float, **extra: int
+    uri: str, users: int, titles: int, interactions: int, seconds: float, **extra
 ) -> MaterializeResult:
     """The metadata every model asset shows: where its file is, what it saw, how long it took."""
     return MaterializeResult(
@@ -237,9 +246,69 @@ def _model_result(
     )
 
 
+def _selection(context: AssetExecutionContext, as_of: date) -> selection.Selection:
+    data = _partition_metadata(context, "candidate_model", as_of, "selection")
+    if data is None:
+        raise Failure(f"candidate_model has no materialization for {as_of}; materialize it first")
+    return selection.Selection.from_json(data)
+
+
 @asset(
     group_name=GROUP,
     deps=["silver_playback_sessions"],
+    partitions_def=event_date_partitions,
+    kinds={"numpy", "scipy"},
+    op_tags=SPARK_TAGS,
+)
+def candidate_model(
+    context: AssetExecutionContext,
+    config: ModelConfig,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+) -> MaterializeResult:
+    """Chooses the candidate generator: ALS, EASE, RP3beta and an ALS + item-item blend, each
+    tuned on a validation split carved from the training part (never the test items), the best
+    by validation NDCG@10; plus MMR's accuracy-diversity curve for it. Writes the chosen
+    item-item matrix (fit on every interaction through the date) when the choice uses one."""
+    as_of = date.fromisoformat(context.partition_key)
+    frame = _training_frame(spark, object_store, as_of)
+    started = time.perf_counter()
+    try:
+        chosen = selection.select(frame, max_users=config.max_eval_users)
+    except ValueError as exc:
+        raise Failure(f"cannot choose a candidate generator for {as_of}: {exc}") from exc
+    item_kind = {"ease": "ease", "rp3b": "rp3b"}.get(chosen.generator)
+    if chosen.generator == "blend":
+        item_kind = chosen.best["blend"]["with"]
+    extra: dict = {}
+    if item_kind is not None:
+        uidx, tidx, _, _ = selection.index_maps(frame)
+        weighted = selection.weighted_matrix(frame, uidx, tidx)
+        model = selection.fit(item_kind, chosen.best[item_kind], weighted)
+        uri = object_store.put_bytes(
+            model.item_item.to_bytes(), _model_key("candidates", as_of, "item_item.npz")
+        )
+        extra["model_uri"] = MetadataValue.path(uri)
+    seconds = time.perf_counter() - started
+    best = chosen.tuning[chosen.generator]
+    return MaterializeResult(
+        metadata={
+            "generator": chosen.generator,
+            "validation_ndcg@10": round(max(r["ndcg@10"] for r in best), 4),
+            **{
+                f"validation_{name}_ndcg@10": round(max(r["ndcg@10"] for r in results), 4)
+                for name, results in chosen.tuning.items()
+            },
+            "selection": MetadataValue.json(chosen.to_json()),
+            **extra,
+            "train_seconds": round(seconds, 2),
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    deps=[candidate_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
@@ -250,15 +319,25 @@ def als_model(
     spark: SparkResource,
     object_store: ObjectStoreResource,
 ) -> MaterializeResult:
-    """The candidate generator, fit on every interaction through the date; one .npz file."""
+    """ALS with the validation-tuned parameters, fit on every interaction through the date: a
+    candidate generator when chosen, and always the embedding space of MMR and of the
+    "because you watched" reasons; one .npz file."""
     as_of = date.fromisoformat(context.partition_key)
+    params = _selection(context, as_of).best["als"]
     frame = _training_frame(spark, object_store, as_of)
     started = time.perf_counter()
-    model = training.fit_als(frame, config.factors, config.iterations)
+    model = training.fit_als(
+        frame, int(params["factors"]), config.iterations, alpha=params["alpha"], reg=params["reg"]
+    )
     seconds = time.perf_counter() - started
     uri = object_store.put_bytes(model.to_bytes(), _model_key("als", as_of, "als.npz"))
     return _model_result(
-        uri, len(model.users), len(model.titles), len(frame), seconds, factors=config.factors
+        uri,
+        len(model.users),
+        len(model.titles),
+        len(frame),
+        seconds,
+        **{f"als_{k}": v for k, v in params.items()},
     )
 
 
@@ -275,7 +354,8 @@ def ncf_model(
     spark: SparkResource,
     object_store: ObjectStoreResource,
 ) -> MaterializeResult:
-    """NeuMF (GMF + MLP) in PyTorch, fit on every interaction through the date; one .pt file."""
+    """NeuMF (GMF + MLP) in PyTorch, fit on every interaction through the date; one .pt file.
+    Evaluated beside the generators (model_evaluation); not served unless it earns it."""
     as_of = date.fromisoformat(context.partition_key)
     frame = _training_frame(spark, object_store, as_of)
     ncf_config = NcfConfig(epochs=config.ncf_epochs)
@@ -308,7 +388,7 @@ def _flat(report: dict, prefix: str = "") -> dict[str, float]:
 
 @asset(
     group_name=GROUP,
-    deps=[als_model, "features_title"],
+    deps=[candidate_model, als_model, "features_title"],
     partitions_def=event_date_partitions,
     kinds={"lightgbm"},
     op_tags=SPARK_TAGS,
@@ -319,9 +399,11 @@ def ranker_model(
     spark: SparkResource,
     object_store: ObjectStoreResource,
 ) -> MaterializeResult:
-    """LightGBM lambdarank over ALS candidates, trained point-in-time on a temporal cut
-    (training.train_ranker), plus the title feature table the serving layer ranks with."""
+    """LightGBM lambdarank over the chosen generator's candidates, trained point-in-time on a
+    temporal cut (training.train_ranker), plus the title feature table the serving layer ranks
+    with. `use_ranker` says whether it beat its generator's order on held-out users."""
     as_of = date.fromisoformat(context.partition_key)
+    chosen = _selection(context, as_of)
     frame = _training_frame(spark, object_store, as_of)
     try:
         cutoff = training.choose_cutoff(frame, as_of, config.label_share)
@@ -338,8 +420,8 @@ def ranker_model(
             cutoff,
             user_frame,
             title_frame,
-            config.factors,
-            config.iterations,
+            chosen.generator,
+            chosen.best[chosen.generator],
             config.candidates,
             config.ranker_rounds,
             max_users=config.ranker_users,
@@ -347,6 +429,7 @@ def ranker_model(
     except ValueError as exc:
         raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc
     seconds = time.perf_counter() - started
+    use_ranker, reason = result.earns_its_place
     # Serving ranks with title features as of the partition's date, aligned to its ALS model.
     served_als = AlsModel.from_bytes(object_store.get_bytes(_model_key("als", as_of, "als.npz")))
     today = (
@@ -367,6 +450,9 @@ def ranker_model(
             "model_uri": MetadataValue.path(ranker_uri),
             "titles_uri": MetadataValue.path(titles_uri),
             "cutoff": cutoff.isoformat(),
+            "generator": chosen.generator,
+            "use_ranker": use_ranker,
+            "ranker_reason": reason,
             **_flat(result.report),
             "report": MetadataValue.json(result.report),
             "train_seconds": round(seconds, 2),
@@ -374,20 +460,33 @@ def ranker_model(
     )
 
 
-CHECKED_MODELS = ("als", "ncf", "ranker")
+def _pipeline(context, config: ModelConfig, as_of: date) -> tuple[two_stage.Pipeline, str]:
+    """The pipeline the release serves, and why the ranker is in or out of it."""
+    chosen = _selection(context, as_of)
+    use_ranker = _partition_metadata(context, "ranker_model", as_of, "use_ranker")
+    reason = _partition_metadata(context, "ranker_model", as_of, "ranker_reason")
+    if use_ranker is None:
+        raise Failure(f"ranker_model has no materialization for {as_of}; materialize it first")
+    pipeline = two_stage.Pipeline(
+        chosen.generator, bool(use_ranker), config.mmr_lambda, config.candidates
+    )
+    return pipeline, str(reason)
+
+
+SINGLE_MODELS = ("als", "ease", "rp3b", "ncf")
 
 
 @asset(
     group_name=GROUP,
-    deps=[als_model, ncf_model, ranker_model],
+    deps=[candidate_model, als_model, ncf_model, ranker_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
     check_specs=[
-        *[
-            AssetCheckSpec(f"{m}_beats_popularity", asset="model_evaluation", blocking=True)
-            for m in CHECKED_MODELS
-        ],
+        AssetCheckSpec("served_beats_popularity", asset="model_evaluation", blocking=True),
+        AssetCheckSpec("served_beats_tuned_als", asset="model_evaluation", blocking=True),
+        AssetCheckSpec("served_near_best_single_model", asset="model_evaluation", blocking=True),
+        AssetCheckSpec("ncf_beats_popularity", asset="model_evaluation"),
         AssetCheckSpec("no_regression_vs_previous_date", asset="model_evaluation"),
     ],
 )
@@ -397,68 +496,97 @@ def model_evaluation(
     spark: SparkResource,
     object_store: ObjectStoreResource,
 ):
-    """Leave-the-latest-out HR@10, NDCG@10, Recall@10 of ALS, NCF and popularity (full ranking
-    and the NCF paper's 99 sampled negatives, mean and spread over three seeds), and the
-    ranker's temporal hold-out figures against ALS and popularity on the same users."""
+    """Leave-the-latest-out, full ranking: HR@10, NDCG@10, Recall@10, coverage and intra-list
+    diversity of the served pipeline (through two_stage.serve_list, as the service runs it),
+    of every tuned generator, NCF and popularity, each refit on the training part; and the
+    ranker's temporal hold-out figures against its generator and popularity."""
     as_of = date.fromisoformat(context.partition_key)
     frame = _training_frame(spark, object_store, as_of)
+    chosen = _selection(context, as_of)
+    pipeline, reason = _pipeline(context, config, as_of)
+    ranking = _ranking(spark, object_store, frame, as_of) if pipeline.use_ranker else None
     started = time.perf_counter()
-    report = training.evaluate_models(
+    report = training.evaluate_release(
         frame,
-        config.factors,
-        config.iterations,
+        chosen,
+        pipeline,
         NcfConfig(epochs=config.ncf_epochs),
+        ranking=ranking,
         max_users=config.max_eval_users,
     )
     seconds = time.perf_counter() - started
-    ranker_report = _partition_metadata(context, "ranker_model", as_of, "report")
-    if ranker_report is None:
-        raise Failure(f"ranker_model has no materialization for {as_of}; materialize it first")
-    report["ranker_temporal"] = ranker_report
-    wins = {
-        m: report[m]["sampled"]["hr@10"] > report["popularity"]["sampled"]["hr@10"]
-        and report[m]["full"]["hr@10"] > report["popularity"]["full"]["hr@10"]
-        for m in ("als", "ncf")
-    }
-    wins["ranker"] = ranker_report["ranker"]["ndcg@10"] > ranker_report["popularity"]["ndcg@10"]
-    flat = {
-        f"{m}_{metric}_{protocol}": round(report[m][protocol][metric], 4)
-        for m in ("als", "ncf", "popularity")
-        for protocol in ("full", "sampled")
-        for metric in ("hr@10", "ndcg@10", "recall@10")
-    }
+    temporal = _partition_metadata(context, "ranker_model", as_of, "report")
+    served, tuned_als = report["served"], report["als"]
+    best_name = max(SINGLE_MODELS, key=lambda m: report[m]["ndcg@10"])
+    floor = (1.0 - config.best_model_tolerance) * report[best_name]["ndcg@10"]
     yield MaterializeResult(
         metadata={
-            **flat,
-            **_flat(ranker_report, "temporal_"),
-            "report": MetadataValue.json(report),
+            **_flat(report),
+            **_flat(temporal or {}, "temporal_"),
+            "pipeline": MetadataValue.json(pipeline.to_manifest()),
+            "ranker_reason": reason,
+            "report": MetadataValue.json({**report, "temporal": temporal}),
             "eval_seconds": round(seconds, 2),
         }
     )
-    for m in CHECKED_MODELS:
-        yield AssetCheckResult(check_name=f"{m}_beats_popularity", passed=wins[m])
-    # One headline figure per model, compared with the previous date's materialization.
-    current = {
-        "als_hr@10_sampled": flat["als_hr@10_sampled"],
-        "ncf_hr@10_sampled": flat["ncf_hr@10_sampled"],
-        "temporal_ranker_ndcg@10": round(ranker_report["ranker"]["ndcg@10"], 4),
-    }
-    previous = {name: _previous_value(context, name, as_of) for name in current}
-    regressed = {
-        name: {"previous": previous[name], "current": value}
-        for name, value in current.items()
-        if previous[name] is not None and value < previous[name] - config.regression_tolerance
-    }
+    yield AssetCheckResult(
+        check_name="served_beats_popularity",
+        passed=served["ndcg@10"] > report["popularity"]["ndcg@10"]
+        and served["hr@10"] > report["popularity"]["hr@10"],
+    )
+    yield AssetCheckResult(
+        check_name="served_beats_tuned_als",
+        passed=served["ndcg@10"] > tuned_als["ndcg@10"] and served["hr@10"] > tuned_als["hr@10"],
+        metadata={"served": MetadataValue.json(served), "als": MetadataValue.json(tuned_als)},
+    )
+    yield AssetCheckResult(
+        check_name="served_near_best_single_model",
+        passed=served["ndcg@10"] >= floor,
+        metadata={"best_single_model": best_name, "ndcg_floor": round(floor, 4)},
+    )
+    yield AssetCheckResult(
+        check_name="ncf_beats_popularity",
+        passed=report["ncf"]["ndcg@10"] > report["popularity"]["ndcg@10"],
+    )
+    current = round(served["ndcg@10"], 4)
+    previous = _previous_value(context, "served_ndcg@10", as_of)
     yield AssetCheckResult(
         check_name="no_regression_vs_previous_date",
-        passed=not regressed,
+        passed=previous is None or current >= previous - config.regression_tolerance,
         metadata={
             "tolerance": config.regression_tolerance,
-            "current": MetadataValue.json(current),
-            "previous": MetadataValue.json(previous),
-            "regressed": MetadataValue.json(regressed),
+            "current": current,
+            "previous": previous if previous is not None else "none",
         },
     )
+
+
+def _ranking(spark: SparkResource, object_store, frame, as_of: date) -> selection.Ranker:
+    """What the served pipeline's ranker needs in the evaluation: the ranker of the date, and
+    user and title features computed by the same Spark functions from the evaluation's training
+    part only (its held-out interactions are each user's latest, so they must not be counted)."""
+    import lightgbm as lgb
+
+    from netflix_assets.recs.evaluation import leave_latest_out
+
+    split = leave_latest_out(frame)
+    session = spark.get_session()
+    train_df = session.createDataFrame(split.train[list(features.INTERACTION_SCHEMA.fieldNames())])
+    after = as_of + timedelta(days=1)
+    users = features.user_features(train_df, None, after).toPandas().set_index("user_id")
+    titles_frame = features.title_features(train_df, None, after).toPandas()
+    _, _, user_ids, title_ids = selection.index_maps(frame)
+    titles = two_stage.TitleTable.build(np.array(title_ids), titles_frame)
+    booster = lgb.Booster(
+        model_str=object_store.get_bytes(_model_key("ranker", as_of, "ranker.txt")).decode()
+    )
+
+    def inputs(user: int):
+        uid = user_ids[user]
+        values = users.loc[uid].to_dict() if uid in users.index else None
+        return titles, two_stage.user_vector(values), lambda rows: booster.predict(rows)
+
+    return inputs
 
 
 @asset(
@@ -468,21 +596,29 @@ def model_evaluation(
     kinds={"json"},
 )
 def recommender_release(
-    context: AssetExecutionContext, object_store: ObjectStoreResource
+    context: AssetExecutionContext, config: ModelConfig, object_store: ObjectStoreResource
 ) -> MaterializeResult:
-    """The models the serving layer may load for this date. It exists only when the evaluation's
-    blocking checks passed (they stop this asset otherwise), so a model that loses to the
-    popularity baseline is never served. The serving layer follows its latest materialization."""
+    """The models and pipeline the serving layer may load for this date. It exists only when
+    the evaluation's blocking checks passed (they stop this asset otherwise), so a served path
+    that loses to popularity or to a tuned ALS is never served. The serving layer follows its
+    latest materialization."""
     as_of = date.fromisoformat(context.partition_key)
+    pipeline, reason = _pipeline(context, config, as_of)
     manifest = {
         "as_of": as_of.isoformat(),
         "als_key": _model_key("als", as_of, "als.npz"),
         "ranker_key": _model_key("ranker", as_of, "ranker.txt"),
         "titles_key": _model_key("ranker", as_of, "titles.npz"),
         "online_prefix": ONLINE_PREFIX,
+        **pipeline.to_manifest(),
     }
-    for name in ("als_key", "ranker_key", "titles_key"):
-        if not object_store.exists(manifest[name]):
+    if pipeline.generator == "blend":
+        blend = _selection(context, as_of).best["blend"]
+        manifest["blend_weight"] = repr(float(blend["weight"]))
+    if pipeline.generator != "als":
+        manifest["item_item_key"] = _model_key("candidates", as_of, "item_item.npz")
+    for name in ("als_key", "ranker_key", "titles_key", "item_item_key"):
+        if name in manifest and not object_store.exists(manifest[name]):
             raise Failure(
                 f"{manifest[name]} is missing from the object store; "
                 f"re-materialize the models for {as_of}"
@@ -490,7 +626,9 @@ def recommender_release(
     uri = object_store.put_bytes(
         json.dumps(manifest, indent=2).encode(), _model_key("release", as_of, "manifest.json")
     )
-    return MaterializeResult(metadata={"manifest_uri": MetadataValue.path(uri), **manifest})
+    return MaterializeResult(
+        metadata={"manifest_uri": MetadataValue.path(uri), "ranker_reason": reason, **manifest}
+    )
 
 
 def _partition_metadata(context: AssetExecutionContext, asset: str, day: date, name: str):
@@ -515,6 +653,7 @@ def _previous_value(context: AssetExecutionContext, name: str, as_of: date) -> f
 ASSETS = [
     recommendation_features,
     online_features,
+    candidate_model,
     als_model,
     ncf_model,
     ranker_model,

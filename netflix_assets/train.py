@@ -52,20 +52,27 @@ def train(instance: DagsterInstance, partition: str | None = None, run_config: d
     return partition, result
 
 
-def evaluation_rows(result) -> list[tuple[str, str, float, float, float]]:
-    """(model, protocol, HR@10, NDCG@10, Recall@10) rows from the evaluation's metadata."""
+EVALUATED = ("served", "blend", "als", "ease", "rp3b", "ncf", "popularity")
+
+
+def evaluation_rows(result) -> list[tuple[str, str, float, float, float, float]]:
+    """(model, protocol, HR@10, NDCG@10, coverage, intra-list diversity) rows from the
+    evaluation's metadata: leave-latest-out full ranking for the served pipeline and every
+    model, then the ranker's temporal hold-out (coverage and diversity not measured there)."""
     materialized = result.asset_materializations_for_node("model_evaluation")
     if not materialized:
         return []
     report = materialized[0].metadata["report"].value
-    rows = []
-    for model in ("als", "ncf", "popularity"):
-        for protocol in ("full", "sampled"):
-            m = report[model][protocol]
-            rows.append((model, protocol, m["hr@10"], m["ndcg@10"], m["recall@10"]))
-    for model in ("ranker", "als", "popularity"):
-        m = report["ranker_temporal"][model]
-        rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], m["recall@10"]))
+    nan = float("nan")
+    rows = [
+        (model, "latest-out", m["hr@10"], m["ndcg@10"], m["coverage"], m["ild"])
+        for model in EVALUATED
+        if (m := report.get(model)) is not None
+    ]
+    for model in ("ranker", "generator", "popularity"):
+        m = (report.get("temporal") or {}).get(model)
+        if m is not None:
+            rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], nan, nan))
     return rows
 
 
@@ -73,9 +80,12 @@ def evaluation_table(partition: str, result):
     """The evaluation as a rich table, for the CLI and the demo."""
     from rich.table import Table
 
-    view = Table("model", "protocol", "HR@10", "NDCG@10", "Recall@10", title=f"as of {partition}")
-    for model, protocol, hr, ndcg, recall in evaluation_rows(result):
-        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", f"{recall:.3f}")
+    view = Table(
+        "model", "protocol", "HR@10", "NDCG@10", "coverage", "diversity", title=f"as of {partition}"
+    )
+    for model, protocol, hr, ndcg, coverage, ild in evaluation_rows(result):
+        extra = ("-", "-") if coverage != coverage else (f"{coverage:.3f}", f"{ild:.3f}")
+        view.add_row(model, protocol, f"{hr:.3f}", f"{ndcg:.3f}", *extra)
     return view
 
 

@@ -70,3 +70,73 @@ def write_dat(frame: pd.DataFrame, path: str | Path) -> Path:
     )
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def movielens_like(
+    users: int = 943,
+    titles: int = 1682,
+    interactions: int = 100_000,
+    dims: int = 12,
+    taste: float = 2.0,
+    min_per_user: int = 20,
+    days: int = 7 * 365,
+    end: date | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Synthetic ratings shaped like MovieLens (`user_id, title_id, rating, ts`, integer ids).
+
+    Not MovieLens: generated, with the properties that make real data harder than planted
+    clusters. Titles have a long-tail popularity (log-normal, a few titles take most ratings)
+    and a release date spread over the period; users have a log-normal activity (at least
+    `min_per_user`, like MovieLens' 20) and an active span; tastes are `dims`-dimensional
+    (a user is a mix of genres, not one cluster), scaled by `taste` against popularity. A
+    user's titles are drawn without replacement by popularity x taste x availability during the
+    span (a title cannot be rated before its release, and is mostly rated soon after it: the
+    temporal drift that leave-latest-out rewards). Ratings 1-5 follow taste and title quality.
+    """
+    rng = np.random.default_rng(seed)
+    end = end or datetime.now(UTC).date()
+    stop = datetime.combine(end, time(), tzinfo=UTC).timestamp()
+    start = stop - days * 86_400
+    genre = rng.dirichlet(np.full(dims, 0.3), titles)  # titles: mostly one or two genres
+    liking = rng.dirichlet(np.full(dims, 0.5), users)  # users: a mix of several
+    popularity = rng.lognormal(0.0, 1.4, titles)
+    quality = rng.normal(0.0, 0.5, titles)
+    release = start + rng.beta(1.3, 1.0, titles) * (stop - start) * 0.95
+    release[rng.random(titles) < 0.3] = start  # the back catalogue exists from the start
+    mean = max(interactions / users - min_per_user, 1.0)
+    activity = min_per_user + rng.lognormal(np.log(mean) - 0.5, 1.0, users)
+    activity *= interactions / activity.sum()
+    count = np.clip(np.round(activity), min_per_user, titles // 2).astype(np.int64)
+    first = start + rng.random(users) * (stop - start) * 0.9
+    span = np.minimum(stop - first, rng.lognormal(np.log(120 * 86_400), 1.2, users))
+    frames = []
+    for lo in range(0, users, 256):
+        hi = min(lo + 256, users)
+        affinity = liking[lo:hi] @ genre.T * dims  # ~1 on average, high on shared genres
+        leave = first[lo:hi, None] + span[lo:hi, None]
+        available = np.clip((leave - release[None, :]) / np.maximum(span[lo:hi, None], 1), 0, 1)
+        log_w = (
+            np.log(popularity)[None, :] + taste * np.log(affinity + 1e-3) + np.log(available + 1e-9)
+        )
+        keys = log_w + rng.gumbel(size=log_w.shape)  # Gumbel top-k: weighted, no replacement
+        for row, user in enumerate(range(lo, hi)):
+            n = int(count[user])
+            picked = np.argpartition(-keys[row], n - 1)[:n]
+            opens = np.maximum(first[user], release[picked])
+            close = first[user] + span[user]
+            # Mostly soon after a title becomes available to the user: recency drives views.
+            when = opens + rng.beta(1.0, 3.0, n) * np.maximum(close - opens, 60.0)
+            score = 3.2 + 0.9 * np.tanh(affinity[row, picked] - 1.0) + quality[picked]
+            stars = np.clip(np.round(score + rng.normal(0, 0.8, n)), 1, 5)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user_id": user + 1,
+                        "title_id": picked + 1,
+                        "rating": stars.astype(np.int64),
+                        "ts": np.minimum(when, stop - 1).astype(np.int64),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)

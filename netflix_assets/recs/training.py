@@ -7,24 +7,20 @@ held-out interaction under both protocols of evaluation.py, next to the populari
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import torch
 
-from netflix_assets.recs import als, ncf, ranker, two_stage
+from netflix_assets.recs import als, ncf, ranker, selection, two_stage
 from netflix_assets.recs.als import AlsModel
-from netflix_assets.recs.evaluation import (
-    evaluate,
-    leave_latest_out,
-    list_metrics,
-    mean_metrics,
-    popularity_scorer,
-)
+from netflix_assets.recs.evaluation import leave_latest_out, list_metrics, mean_metrics
 from netflix_assets.recs.ncf import NcfConfig
 
 SEEDS = (0, 1, 2)
+RANKER_SEEDS = (0,)
 DEFAULT_NCF = NcfConfig()
 
 
@@ -41,11 +37,17 @@ def _matrix(frame: pd.DataFrame, users: list[str], titles: list[str]):
 
 
 def fit_als(
-    frame: pd.DataFrame, factors: int = 32, iterations: int = 10, seed: int = 0
+    frame: pd.DataFrame,
+    factors: int = 32,
+    iterations: int = 10,
+    seed: int = 0,
+    alpha: float = 20.0,
+    reg: float = 0.1,
 ) -> AlsModel:
     users = sorted(frame["user_id"].unique())
     titles = sorted(frame["title_id"].unique())
-    u, t = als.fit(_matrix(frame, users, titles), factors=factors, iterations=iterations, seed=seed)
+    matrix = _matrix(frame, users, titles)
+    u, t = als.fit(matrix, factors, float(alpha), float(reg), iterations, seed)
     return AlsModel(np.array(users), np.array(titles), u, t)
 
 
@@ -75,63 +77,58 @@ def _summarize(results: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
-def evaluate_models(
-    frame: pd.DataFrame,
-    factors: int = 32,
-    iterations: int = 10,
-    ncf_config: NcfConfig | None = DEFAULT_NCF,
-    seeds=SEEDS,
-    max_users: int | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """{model: {protocol: {metric: mean, metric_std: std}}} for ALS, NCF (unless None) and
-    popularity under leave-the-latest-out, each model refit per seed on the training part.
+def _ncf_fitted(task: selection.Task, config: NcfConfig, seed: int) -> selection.Fitted:
+    """NeuMF as a full-ranking scorer (one forward pass per user over every title)."""
+    users, titles = task.history.nonzero()
+    model = ncf.fit(users, titles, task.history.shape[0], task.history.shape[1], config, seed)
+    all_titles = torch.arange(task.history.shape[1])
 
-    `max_users` evaluates a seeded sample of the held-out users (the same sample for every
-    model), which bounds the cost of full ranking on large catalogs.
-    """
+    def batch(users: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            u = torch.from_numpy(np.repeat(users.astype(np.int64), len(all_titles)))
+            t = all_titles.repeat(len(users))
+            return model(u, t).numpy().reshape(len(users), -1)
+
+    return selection.Fitted("ncf", asdict(config), custom=batch)
+
+
+def evaluate_release(
+    frame: pd.DataFrame,
+    chosen: selection.Selection,
+    pipeline: two_stage.Pipeline,
+    ncf_config: NcfConfig | None = DEFAULT_NCF,
+    ranking: selection.Ranker | None = None,
+    max_users: int | None = 20_000,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """{model: metrics} on the outer leave-latest-out test set, full ranking: popularity, each
+    generator with its validation-tuned parameters, NCF (unless None), and "served": the
+    pipeline the release serves, through two_stage.serve_list like the service. Every model is
+    refit on the outer training part; `max_users` scores a seeded sample of the test users."""
     split = leave_latest_out(frame)
     if split.test.empty:
         raise ValueError("no user has two interactions: nothing to hold out")
-    if max_users is not None and len(split.test) > max_users:
-        sample = split.test.sample(n=max_users, random_state=0).sort_index()
-        split = replace(split, test=sample.reset_index(drop=True))
-    uidx, tidx = split.user_index, split.title_index
-    train_users = split.train["user_id"].map(uidx).to_numpy()
-    train_titles = split.train["title_id"].map(tidx).to_numpy()
-    matrix = als.confidence_matrix(
-        train_users,
-        train_titles,
-        split.train["weight"].to_numpy(),
-        len(split.users),
-        len(split.titles),
-    )
-    popularity = popularity_scorer(split)
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {"als": {}, "popularity": {}}
+    uidx, tidx, _, _ = selection.index_maps(frame)
+    task = selection.Task.of(split, uidx, tidx, max_users)
+    fitted = {
+        name: selection.fit(name, chosen.best[name], task.weighted, seed) for name in chosen.best
+    }
+    fitted["popularity"] = selection.fit("popularity", {}, task.weighted)
+    report: dict[str, dict[str, float]] = {}
+    for name, model in fitted.items():
+        report[name] = selection.list_report(selection.top_lists(model, task), task)
     if ncf_config is not None:
-        runs["ncf"] = {}
-    for seed in seeds:
-        u, t = als.fit(matrix, factors=factors, iterations=iterations, seed=seed)
-
-        def als_score(user: int, items: np.ndarray, u=u, t=t) -> np.ndarray:
-            return t[items] @ u[user]
-
-        scorers = {"als": als_score, "popularity": popularity}
-        if ncf_config is not None:
-            model = ncf.fit(
-                train_users, train_titles, len(split.users), len(split.titles), ncf_config, seed
-            )
-            scorers["ncf"] = ncf.scorer(model)
-        for name, score in scorers.items():
-            for protocol in ("full", "sampled"):
-                runs[name].setdefault(protocol, []).append(evaluate(split, score, protocol, seed))
-    out: dict[str, dict[str, dict[str, float]]] = {
-        name: {protocol: _summarize(results) for protocol, results in protocols.items()}
-        for name, protocols in runs.items()
+        model = _ncf_fitted(task, ncf_config, seed)
+        report["ncf"] = selection.list_report(selection.top_lists(model, task), task)
+    similarity = fitted["als"].factors[1]
+    served = selection.served_lists(fitted[pipeline.generator], similarity, pipeline, task, ranking)
+    report["served"] = selection.list_report(served, task)
+    report["sizes"] = {
+        "users_held_out": float(len(task.users)),
+        "train_rows": float(len(split.train)),
+        "titles": float(len(tidx)),
     }
-    out["split"] = {
-        "sizes": {"users_held_out": float(len(split.test)), "train_rows": float(len(split.train))}
-    }
-    return out
+    return report
 
 
 def choose_cutoff(frame: pd.DataFrame, as_of: date, label_share: float = 0.2) -> date:
@@ -148,9 +145,21 @@ def choose_cutoff(frame: pd.DataFrame, as_of: date, label_share: float = 0.2) ->
 @dataclass(frozen=True)
 class RankerResult:
     booster: object
-    als: AlsModel  # the candidate model fit before the cutoff that the rows were built from
+    generator: selection.Fitted  # the candidate model fit before the cutoff
     titles: two_stage.TitleTable
     report: dict[str, dict[str, float]]
+
+    @property
+    def earns_its_place(self) -> tuple[bool, str]:
+        """(serve the ranker?, why): only when it beat its generator's own order on NDCG@10 on
+        the held-out users; otherwise the release serves the generator's order."""
+        r, g = self.report["ranker"]["ndcg@10"], self.report["generator"]["ndcg@10"]
+        if r > g:
+            return True, f"ranker NDCG@10 {r:.4f} > {self.generator.name} order {g:.4f}"
+        return False, (
+            f"ranker NDCG@10 {r:.4f} did not beat the {self.generator.name} order {g:.4f} on "
+            "held-out users after the cutoff: serving the generator's order"
+        )
 
 
 def _by_user(frame: pd.DataFrame, uidx: dict, tidx: dict) -> dict[int, np.ndarray]:
@@ -168,23 +177,25 @@ def train_ranker(
     cutoff: date,
     user_features: pd.DataFrame,
     title_features: pd.DataFrame,
-    factors: int = 32,
-    iterations: int = 10,
+    generator: str = "als",
+    params: dict | None = None,
     n_candidates: int = two_stage.N_CANDIDATES,
     rounds: int = 100,
-    seeds=SEEDS,
+    seeds=RANKER_SEEDS,
     max_users: int | None = 5000,
 ) -> RankerResult:
-    """LightGBM lambdarank on ALS candidates, evaluated on a temporal hold-out.
+    """LightGBM lambdarank on the generator's candidates, evaluated on a temporal hold-out.
 
-    Everything is cut at `cutoff`: ALS is fit on interactions before it, the features are the
-    ones computed as of it (callers pass spark_jobs.features output for that date), and the
-    label of a candidate is whether the user interacted with it on or after the cutoff. Users
-    with such labels are split in halves per seed: one half trains the ranker, the other is
-    scored by the ranker, by the ALS order and by popularity (list_metrics, mean and spread over
-    seeds). The served booster is then refit on all labelled users with the first seed.
-    Beyond `max_users` labelled users, a seeded sample of them is used.
+    Everything is cut at `cutoff`: the generator (selection.fit with `params`) is fit on
+    interactions before it, the features are the ones computed as of it (callers pass
+    spark_jobs.features output for that date), and the label of a candidate is whether the
+    user interacted with it on or after the cutoff. Users with such labels are split in halves
+    per seed: one half trains the ranker, the other is scored by the ranker, by the generator's
+    order and by popularity (list_metrics, mean and spread over seeds). The served booster is
+    then refit on all labelled users with the first seed. Beyond `max_users` labelled users, a
+    seeded sample of them is used.
     """
+    params = params or {"factors": 32, "alpha": 20.0, "reg": 0.1}
     ts = pd.to_datetime(frame["ts"])
     cut = pd.Timestamp(datetime(cutoff.year, cutoff.month, cutoff.day))
     if ts.dt.tz is not None:
@@ -192,9 +203,8 @@ def train_ranker(
     before, after = frame[ts < cut], frame[ts >= cut]
     if before.empty or after.empty:
         raise ValueError(f"cutoff {cutoff} leaves no interactions on one side")
-    model = fit_als(before, factors, iterations, seed=seeds[0])
-    uidx = {u: i for i, u in enumerate(model.users)}
-    tidx = {t: i for i, t in enumerate(model.titles)}
+    uidx, tidx, user_ids, title_ids = selection.index_maps(before)
+    model = selection.fit(generator, params, selection.weighted_matrix(before, uidx, tidx))
     seen = _by_user(before, uidx, tidx)
     later = _by_user(after, uidx, tidx)
     relevant = {u: set(ts_.tolist()) - set(seen.get(u, [])) for u, ts_ in later.items()}
@@ -208,18 +218,17 @@ def train_ranker(
             f"only {len(relevant)} users interacted with a new, known title after {cutoff}; "
             "the ranker needs at least 4 to train and evaluate"
         )
-    titles = two_stage.TitleTable.build(model.titles, title_features)
+    titles = two_stage.TitleTable.build(np.array(title_ids), title_features)
     ufeat = user_features.set_index("user_id")
     counts = np.bincount(before["title_id"].map(tidx).to_numpy(), minlength=len(tidx))
     empty = np.empty(0, dtype=np.int64)
 
     rows_by_user: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for u in sorted(relevant):
-        user_id = model.users[u]
+        user_id = user_ids[u]
         values = ufeat.loc[user_id].to_dict() if user_id in ufeat.index else None
-        cand, scores = two_stage.candidates(
-            model.user_factors[u], model.title_factors, seen.get(u, empty), n_candidates
-        )
+        user_seen = seen.get(u, empty)
+        cand, scores = two_stage.top_unseen(model.one(u, user_seen), user_seen, n_candidates)
         rows = two_stage.feature_rows(cand, scores, titles, two_stage.user_vector(values))
         rows_by_user[u] = (cand, rows)
 
@@ -233,7 +242,7 @@ def train_ranker(
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
 
-    runs: dict[str, list[dict[str, float]]] = {"ranker": [], "als": [], "popularity": []}
+    runs: dict[str, list[dict[str, float]]] = {"ranker": [], "generator": [], "popularity": []}
     users = sorted(relevant)
     for seed in seeds:
         order = np.random.default_rng(seed).permutation(users)
@@ -248,7 +257,7 @@ def train_ranker(
             pop[seen.get(u, empty)] = -1.0
             pop_top = np.argsort(-pop, kind="stable")[:10]
             per_model["ranker"].append(list_metrics(ranked, relevant[u]))
-            per_model["als"].append(list_metrics(cand, relevant[u]))
+            per_model["generator"].append(list_metrics(cand, relevant[u]))
             per_model["popularity"].append(list_metrics(pop_top, relevant[u]))
         for name, results in per_model.items():
             runs[name].append(mean_metrics(results))

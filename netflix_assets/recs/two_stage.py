@@ -8,7 +8,7 @@ pandas and no I/O, because the serving path runs this per request in a few milli
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +66,14 @@ def candidates(
     user_factor: np.ndarray, title_factors: np.ndarray, seen: np.ndarray, n: int = N_CANDIDATES
 ) -> tuple[np.ndarray, np.ndarray]:
     """(title indices, ALS scores): the n best titles by dot product, best first, none seen."""
-    scores = title_factors @ user_factor
+    return top_unseen(title_factors @ user_factor, seen, n)
+
+
+def top_unseen(
+    scores: np.ndarray, seen: np.ndarray, n: int = N_CANDIDATES
+) -> tuple[np.ndarray, np.ndarray]:
+    """(title indices, scores): the n best-scoring titles, best first, none seen. `scores` is
+    overwritten where seen."""
     if seen.size:
         scores[seen] = -np.inf
     n = min(n, len(scores) - int(np.unique(seen).size))
@@ -108,6 +115,69 @@ def diversify(
     picks = mmr(ranked_scores[order], title_factors[cand[order]], k, lam=lam)
     chosen = order[picks]
     return cand[chosen], ranked_scores[chosen]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What a release serves, chosen by the evaluation: which candidate generator ("als",
+    "ease" or "rp3b"), whether the ranker reorders its candidates (only when it beat the
+    generator's own order on held-out users), and MMR's lambda (1.0 = no MMR)."""
+
+    generator: str = "als"
+    use_ranker: bool = True
+    mmr_lambda: float = 0.8
+    n_candidates: int = N_CANDIDATES
+    pool: int = 100
+
+    def to_manifest(self) -> dict[str, str]:
+        return {
+            "generator": self.generator,
+            "use_ranker": "true" if self.use_ranker else "false",
+            "mmr_lambda": repr(float(self.mmr_lambda)),
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, object]) -> Pipeline:
+        """The pipeline a manifest names; a manifest from before pipelines existed served ALS
+        -> ranker -> MMR 0.8, and still does."""
+        return cls(
+            generator=str(manifest.get("generator", "als")),
+            use_ranker=str(manifest.get("use_ranker", "true")).lower() == "true",
+            mmr_lambda=float(manifest.get("mmr_lambda", 0.8)),
+        )
+
+
+Ranking = Callable[[np.ndarray], np.ndarray]
+"""rows (FEATURES matrix) -> ranker scores."""
+
+
+def serve_list(
+    generator_scores: np.ndarray,
+    seen: np.ndarray,
+    k: int,
+    pipeline: Pipeline,
+    titles: TitleTable | None,
+    user: np.ndarray | None,
+    rank: Ranking | None,
+    similarity: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(titles, scores): the served list for one user, given the generator's scores of every
+    title. Candidates (never a seen title) -> the ranker when the pipeline uses it -> MMR over
+    `similarity` (title embeddings) when lambda < 1. The service and the evaluation both call
+    this, so what is evaluated is what is served."""
+    cand, cand_scores = top_unseen(generator_scores, seen, pipeline.n_candidates)
+    if cand.size == 0:
+        return cand, cand_scores
+    if pipeline.use_ranker:
+        if rank is None or titles is None or user is None:
+            raise ValueError("the pipeline uses the ranker but no ranker or features were given")
+        scores = np.asarray(rank(feature_rows(cand, cand_scores, titles, user)), np.float64)
+    else:
+        scores = cand_scores.astype(np.float64)
+    if pipeline.mmr_lambda >= 1.0:
+        order = np.argsort(-scores, kind="stable")[:k]
+        return cand[order], scores[order]
+    return diversify(cand, scores, similarity, k, pipeline.pool, pipeline.mmr_lambda)
 
 
 def because_of(

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from netflix_assets.recs import ranker
-from netflix_assets.recs.two_stage import TitleTable
+from netflix_assets.recs.generators import ItemItem
+from netflix_assets.recs.two_stage import Pipeline, TitleTable
 
 Manifest = dict[str, str]
-"""{"as_of", "als_key", "ranker_key", "titles_key", "online_prefix", optional "version"}."""
+"""{"as_of", "als_key", "ranker_key", "titles_key", "online_prefix", optional "version", and the
+pipeline: "generator", "use_ranker", "mmr_lambda", with "item_item_key" and "blend_weight" when
+the generator uses them (a manifest without them serves ALS -> ranker -> MMR 0.8)}."""
 
 Source = Callable[[], tuple[str, Manifest] | None]
 """Returns (version, manifest) of the newest release, or None while there is none."""
@@ -45,6 +48,9 @@ class Bundle:
     title_factors: np.ndarray
     titles: TitleTable
     scorer: ranker.Scorer
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    item_item: ItemItem | None = None  # the item-item generator (EASE / RP3beta), if served
+    blend_weight: float = 0.5
 
     def user(self, user_id: str) -> int | None:
         """The user's row, by binary search over the sorted ids (no 1M-entry dict to build

@@ -18,6 +18,8 @@ Layout of one prepared release, `<root>/<key>/`:
     ranker.txt            the LightGBM model
     ranker.o              the forest compiled by lleaves (absent when lleaves is not installed)
     probe_rows.npy, probe_scores.npy
+    item_item_{indptr,indices,data}.npy   the EASE / RP3beta matrix in title_ids order, CSR
+                          (only when the release's generator uses one)
 
 A directory is written under a temporary name and renamed into place only when complete, so a
 preparation killed half-way leaves nothing that can be opened; the next attempt starts afresh.
@@ -44,10 +46,12 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
-from netflix_assets.recs.two_stage import TitleTable
+from netflix_assets.recs.generators import ItemItem
+from netflix_assets.recs.two_stage import Pipeline, TitleTable
 from netflix_assets.serving.bundle import Bundle, Manifest
 from resources.object_store import ObjectStoreResource
 
@@ -168,6 +172,20 @@ def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreResour
         "title_features": np.ascontiguousarray(features, dtype=np.float32),
         "popular": np.asarray(popular, dtype=np.int64),
     }
+    if manifest.get("item_item_key"):
+        weights = ItemItem.from_bytes(store.get_bytes(manifest["item_item_key"])).weights
+        if weights.shape[0] != len(title_ids):
+            raise ValueError(
+                f"release {version}: the item-item matrix has {weights.shape[0]} titles but the "
+                f"ALS model has {len(title_ids)}; they come from different dates"
+            )
+        if order is not None:
+            weights = weights[order][:, order].tocsr()
+        arrays |= {
+            "item_item_indptr": weights.indptr,
+            "item_item_indices": weights.indices,
+            "item_item_data": weights.data.astype(np.float32),
+        }
     del als
     shutil.rmtree(out / "download", ignore_errors=True)
     for name, array in arrays.items():
@@ -183,6 +201,8 @@ def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreResour
         "as_of": manifest.get("as_of", ""),
         "online_prefix": manifest.get("online_prefix", "feat:v1"),
         "engine": engine,
+        **Pipeline.from_manifest(manifest).to_manifest(),
+        "blend_weight": manifest.get("blend_weight", "0.5"),
     }
     (out / "release.json").write_text(json.dumps(meta))
 
@@ -231,7 +251,17 @@ def open_bundle(path: Path) -> Bundle:
         title_factors=array("title_factors"),
         titles=TitleTable(array("title_features"), array("popular")),
         scorer=scorer,
+        pipeline=Pipeline.from_manifest(meta),
+        item_item=_item_item(path, len(array("title_ids"))),
+        blend_weight=float(meta.get("blend_weight", 0.5)),
     )
+
+
+def _item_item(path: Path, titles: int) -> ItemItem | None:
+    if not (path / "item_item_indptr.npy").exists():
+        return None
+    parts = [np.load(path / f"item_item_{n}.npy") for n in ("data", "indices", "indptr")]
+    return ItemItem("item_item", csr_matrix(tuple(parts), shape=(titles, titles)))
 
 
 def load(version: str, manifest: Manifest, store: ObjectStoreResource, root: Path) -> Bundle:

@@ -1,18 +1,21 @@
 """One recommendation request, end to end, on a bundle and the user's online features.
 
-candidates (ALS, 500, never a seen title) -> LightGBM ranker -> MMR -> k titles with a score and
-a reason. Unknown users, and users whose every candidate was seen, get the cold-start list: the
-most popular titles of the last 28 days that they have not seen.
+The release's pipeline (bundle.pipeline): candidates from its generator (ALS, EASE, RP3beta or
+an ALS + item-item blend; 500, never a seen title) -> the LightGBM ranker when it earned its
+place -> MMR with the release's lambda -> k titles with a score and a reason, through
+two_stage.serve_list, the function the evaluation scores. Users the generator has nothing
+personal for, and users whose every candidate was seen, get the cold-start list: the most
+popular titles of the last 28 days that they have not seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from netflix_assets.recs import ranker, two_stage
+from netflix_assets.recs import generators, ranker, two_stage
 from netflix_assets.serving.bundle import Bundle
 
 
@@ -56,16 +59,31 @@ def recommend(
 ) -> Result:
     seen_idx = seen_indices(bundle, seen)
     user = bundle.user(user_id)
-    if user is None:
-        return cold_start(bundle, seen_idx, k)
-    cand, als_scores = two_stage.candidates(
-        bundle.user_factors[user], bundle.title_factors, seen_idx, n_candidates
+    scores = generators.user_scores(
+        bundle.pipeline.generator,
+        None if user is None else bundle.user_factors[user],
+        bundle.title_factors,
+        bundle.item_item,
+        seen_idx,
+        bundle.blend_weight,
     )
-    if cand.size == 0:
+    if scores is None:
         return cold_start(bundle, seen_idx, k)
-    rows = two_stage.feature_rows(cand, als_scores, bundle.titles, two_stage.user_vector(features))
-    scores = bundle.scorer.score(rows)
-    picked, picked_scores = two_stage.diversify(cand, scores, bundle.title_factors, k)
+    pipeline = bundle.pipeline
+    if n_candidates != pipeline.n_candidates:
+        pipeline = replace(pipeline, n_candidates=n_candidates)
+    picked, picked_scores = two_stage.serve_list(
+        scores,
+        seen_idx,
+        k,
+        pipeline,
+        bundle.titles,
+        two_stage.user_vector(features),
+        bundle.scorer.score,
+        bundle.title_factors,
+    )
+    if picked.size == 0:
+        return cold_start(bundle, seen_idx, k)
     because = two_stage.because_of(picked, seen_idx, bundle.title_factors)
     items = [
         Item(
