@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from assets import catalog, lake, product, recs, streaming, video
+from assets import catalog, experiments, lake, product, recs, streaming, video
 from netflix_assets.resources import default_resources
 from sensors import automation, uploads, viewing_events
 
@@ -16,6 +16,7 @@ defs = Definitions(
         *recs.ASSETS,
         *streaming.ASSETS,
         *product.ASSETS,
+        *experiments.ASSETS,
     ],
     asset_checks=streaming.CHECKS,
     jobs=[*video.JOBS, *lake.JOBS, *streaming.JOBS, *product.JOBS],

@@ -24,6 +24,11 @@ LAKE_TABLES = (
     "product_plan_prices",
     "gold_revenue_daily",
     "gold_engagement_by_plan",
+    # experiments (assets/experiments.py)
+    "experiment_exposures",
+    "experiment_exposures_quarantine",
+    "gold_experiment_daily",
+    "experiment_results",
 )
 
 
