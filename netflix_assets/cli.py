@@ -120,7 +120,7 @@ def db_status() -> None:
         sys.exit(2)
     for state in states:
         when = state.applied_at.isoformat(timespec="seconds") if state.applied_at else "-"
-        click.echo(f"{state.version:04d}  {state.name:20s} {state.state:8s} {when}")
+        click.echo(f"{state.version:04d}  {state.name:32s} {state.state:8s} {when}")
     sys.exit(0 if all(s.state == "applied" for s in states) else 1)
 
 

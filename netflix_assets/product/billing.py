@@ -65,7 +65,7 @@ created AS (
            period_start + interval '1 month', %(day)s, amount_cents
     FROM due
     ON CONFLICT (subscription_id, period_start) DO NOTHING
-    RETURNING invoice_id, subscription_id, kind, amount_due_cents
+    RETURNING invoice_id, subscription_id, kind, amount_due_cents, period_start, period_end
 ),
 lines AS (
     INSERT INTO product.invoice_lines (invoice_id, line_no, kind, plan_id, description,
@@ -73,16 +73,16 @@ lines AS (
     SELECT c.invoice_id, 1, 'subscription', d.plan_id, 'monthly ' || d.plan_id,
            c.amount_due_cents
     FROM created c JOIN due d USING (subscription_id)
+),
+advanced AS (
+    -- a renewal moves the subscription into the invoiced period (in the same statement, so
+    -- an invoice and its period move are never apart)
+    UPDATE product.subscriptions s
+    SET current_period_start = c.period_start, current_period_end = c.period_end
+    FROM created c
+    WHERE c.kind = 'renewal' AND s.subscription_id = c.subscription_id
 )
 SELECT kind, count(*) FROM created GROUP BY kind
-"""
-
-ADVANCE_PERIODS = """
-UPDATE product.subscriptions s
-SET current_period_start = i.period_start, current_period_end = i.period_end
-FROM product.invoices i
-WHERE i.billing_date = %(day)s AND i.kind = 'renewal'
-  AND i.subscription_id = s.subscription_id AND s.current_period_end = i.period_start
 """
 
 ATTEMPTS = """
@@ -187,7 +187,6 @@ def run_billing(
     conn.execute("SET LOCAL TimeZone = 'UTC'")  # '+ 1 month' means a UTC calendar month
     with named_rules():
         report.invoices_created = dict(conn.execute(NEW_INVOICES, params).fetchall())
-        conn.execute(ADVANCE_PERIODS, params)
         conn.execute(ATTEMPTS, params)
         conn.execute(SETTLE, params)
         conn.execute(STATUS_AFTER_PAYMENT, params)

@@ -26,7 +26,13 @@ def test_discover_refuses_bad_names_and_repeated_versions(tmp_path: Path) -> Non
 
 def test_applies_from_empty_then_re_runs_as_a_no_op(empty_dsn: str) -> None:
     files = [m.filename for m in migrations.discover()]
-    assert files[:3] == ["0001_catalog.sql", "0002_product.sql", "0003_views.sql"]
+    assert files[:5] == [
+        "0001_catalog.sql",
+        "0002_product.sql",
+        "0003_views.sql",
+        "0004_subscriptions_hot_renewals.sql",
+        "0005_foreign_key_indexes.sql",
+    ]
     assert {s.state for s in migrations.status(empty_dsn)} == {"pending"}
     assert migrations.migrate(empty_dsn) == files
     assert migrations.migrate(empty_dsn) == []
