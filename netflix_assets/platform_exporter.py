@@ -6,6 +6,9 @@
   materialized event-date partition).
 - Kafka: ``kafka_consumergroup_lag{consumergroup, topic, partition}`` (high watermark minus the
   group's committed offset; the names of the common kafka-exporter, so the rules work with it too).
+- QoE stream (the sink's Redis keys): ``qoe_last_window_end_timestamp_seconds``,
+  ``qoe_window_attempts``, ``qoe_rebuffer_ratio``, ``qoe_startup_p95_seconds``
+  ``{cdn, country, device}``.
 - Stack: ``netflix_assets_service_up{service}`` (1 when the service's port accepts a connection).
 
 Each collector catches its own failure and reports ``netflix_assets_exporter_collector_up{collector}
@@ -177,6 +180,78 @@ class DagsterCollector(_Source):
 DEFAULT_DEFINITIONS = "netflix_assets.definitions:defs"
 
 
+class QoeRedisCollector(_Source):
+    """The QoE stream's latest results, as the stream sink keeps them in Redis (docs/STREAMING.md).
+
+    `qoe_last_window_end_timestamp_seconds` from `<prefix>:meta`; per (cdn, country, device),
+    over the titles' windows that end at the newest window end: `qoe_window_attempts` (sum),
+    `qoe_rebuffer_ratio` (stall / (stall + playback), summed as the job defines it) and
+    `qoe_startup_p95_seconds` (the attempts-weighted mean of the titles' p95, an approximation:
+    percentiles do not add).
+    """
+
+    name = "qoe"
+
+    def __init__(self, client_factory: Callable, prefix: str = "qoe:v1") -> None:
+        self._client_factory = client_factory
+        self._client = None
+        self.prefix = prefix
+
+    def collect_metrics(self) -> Iterator[Metric]:
+        if self._client is None:
+            self._client = self._client_factory()
+        client = self._client
+        last = GaugeMetricFamily(
+            "qoe_last_window_end_timestamp_seconds", "End of the QoE job's newest window."
+        )
+        meta = client.hget(f"{self.prefix}:meta", "last_qoe_window_end")
+        if meta:
+            last.add_metric([], _epoch_s(meta.decode()))
+        yield last
+        keys = list(client.scan_iter(match=f"{self.prefix}:window:*", count=1000))
+        pipe = client.pipeline()
+        for key in keys:
+            pipe.hgetall(key)
+        windows = [{k.decode(): v.decode() for k, v in h.items()} for h in pipe.execute() if h]
+        newest = max((w.get("window_end", "") for w in windows), default="")
+        sums: dict[tuple[str, str, str], list[float]] = {}
+        for w in windows:
+            if w.get("window_end") != newest:
+                continue
+            acc = sums.setdefault((w["cdn"], w["country"], w["device"]), [0.0, 0.0, 0.0, 0.0])
+            attempts = _number(w.get("attempts"))
+            acc[0] += attempts
+            acc[1] += _number(w.get("stall_ms"))
+            acc[2] += _number(w.get("playback_ms"))
+            acc[3] += attempts * _number(w.get("startup_p95_ms"))
+        labels = ["cdn", "country", "device"]
+        attempts_g = GaugeMetricFamily("qoe_window_attempts", "Playback attempts.", labels=labels)
+        ratio_g = GaugeMetricFamily(
+            "qoe_rebuffer_ratio", "Stall / (stall + playback).", labels=labels
+        )
+        startup_g = GaugeMetricFamily(
+            "qoe_startup_p95_seconds", "Startup p95 (attempts-weighted).", labels=labels
+        )
+        for dims, (attempts, stall, playback, weighted_p95) in sorted(sums.items()):
+            attempts_g.add_metric(list(dims), attempts)
+            if stall + playback > 0:
+                ratio_g.add_metric(list(dims), stall / (stall + playback))
+            if attempts > 0:
+                startup_g.add_metric(list(dims), weighted_p95 / attempts / 1000.0)
+        yield from (attempts_g, ratio_g, startup_g)
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value) if value not in (None, "") else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _epoch_s(rfc3339: str) -> float:
+    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
 def registry(
     include_dagster: bool = True,
     include_kafka: bool = True,
@@ -195,11 +270,18 @@ def registry(
     ]
     if include_kafka:
         sources.append(KafkaLagCollector(settings.kafka_bootstrap()))
+    sources.append(QoeRedisCollector(_redis_client))
     if include_dagster:
         sources.append(DagsterCollector(_instance, lambda: _asset_graph(definitions)))
     reg = CollectorRegistry()
     reg.register(Exporter(sources))
     return reg
+
+
+def _redis_client():
+    from resources.redis import RedisResource
+
+    return RedisResource().client()
 
 
 def _instance():

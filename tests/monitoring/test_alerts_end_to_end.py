@@ -5,8 +5,9 @@ Faults, all at once so the test waits once (about 90 s, most of it the 1-minute 
 ScrapeTargetDown):
 - a failing blocking asset check, materialized in a scratch Dagster instance and read by a
   second platform exporter (the real exporter code) -> DagsterBlockingCheckFailed;
-- a stalled QoE stream: the QoE job does not export Prometheus metrics yet, so the test serves
-  `qoe_last_window_end_timestamp_seconds` an hour old itself -> QoeStreamStalled;
+- a stalled QoE stream: the test serves `qoe_last_window_end_timestamp_seconds` an hour old
+  itself (the platform exporter reads it from the QoE sink's Redis keys; the test does not stop
+  the shared QoE job or write those keys) -> QoeStreamStalled;
 - a scrape target that is down (a port nobody listens on) -> ScrapeTargetDown.
 Each is given a job label unique to this run through a file-SD target file.
 """
