@@ -125,12 +125,20 @@ class PoisonRecord(ValueError):
     """A message the sink cannot apply; the message is the reason kept in quarantine."""
 
 
+def _kept_late(record: dict[str, Any]) -> bool:
+    """A late event a whole pipeline dropped; one only late for some viewers windows still
+    counted, and is not kept."""
+    return bool(record.get("dropped_from_qoe") or record.get("dropped_from_viewers"))
+
+
 def _check_fields(record: dict[str, Any]) -> None:
     kind = record.get("kind")
+    if kind == "late_event" and not _kept_late(record):
+        return
     for name in REQUIRED.get(kind, ()):
         value = record.get(name)
         if not isinstance(value, str) or not value:
-            raise PoisonRecord(f"{kind} record without a {name} (got {value!r:.80})")
+            raise PoisonRecord(f"{kind} record without {name} (got {value!r:.80})")
     if kind == "qoe_alert":
         try:
             _epoch_s(record["window_end"])
@@ -163,10 +171,7 @@ def plan_writes(record: dict[str, Any]) -> list[HashWrite | IndexWrite]:
             IndexWrite(ALERTS_INDEX, record["alert_id"], _epoch_s(end)),
             HashWrite(META, {"last_alert_window_end": end}, 0, "last_alert_window_end"),
         ]
-    if kind == "late_event" and (
-        record.get("dropped_from_qoe") or record.get("dropped_from_viewers")
-    ):
-        # Dropped by a whole pipeline; one only late for some viewers windows still counted.
+    if kind == "late_event" and _kept_late(record):
         return [
             HashWrite(
                 late_key(record["title_id"]), {record["event_id"]: record["event_ts"]}, LATE_TTL_S

@@ -78,12 +78,16 @@ def test_plan_writes_key_layout() -> None:
 def test_poison_records_name_their_cause() -> None:
     """A record without the fields its keys need, or nested past any sane depth, is refused
     with a reason (it used to raise KeyError or RecursionError and crash the sink)."""
-    with pytest.raises(redis_sink.PoisonRecord, match="without a title_id"):
+    with pytest.raises(redis_sink.PoisonRecord, match="without title_id"):
         redis_sink.plan_writes({"kind": "concurrent_viewers", "window_end": "x"})
-    with pytest.raises(redis_sink.PoisonRecord, match="without a window_end"):
+    with pytest.raises(redis_sink.PoisonRecord, match="without window_end"):
         redis_sink.plan_writes(
             {"kind": "qoe_window", "title_id": "t", "device": "tv"} | {"cdn": "c", "country": "US"}
         )
+    late = {"kind": "late_event", "title_id": "t", "event_id": None, "event_ts": "x"}
+    assert redis_sink.plan_writes(late) == []  # not kept, so its fields do not matter
+    with pytest.raises(redis_sink.PoisonRecord, match="without event_id"):
+        redis_sink.plan_writes({**late, "dropped_from_qoe": True})
     with pytest.raises(redis_sink.PoisonRecord, match="not a time"):
         redis_sink.plan_writes({**alert("t"), "window_end": "yesterday"})
     with pytest.raises(redis_sink.PoisonRecord, match="depth"):
@@ -172,8 +176,8 @@ def test_poison_messages_are_quarantined_and_the_sink_moves_on(
     mine = sorted((e for e in entries if e["topic"] == topic), key=lambda e: e["offset"])
     assert [e["offset"] for e in mine] == [1, 2, 3, 4]
     reasons = [e["reason"] for e in mine]
-    assert "without a title_id" in reasons[0]
-    assert "without a device" in reasons[1]
+    assert "without title_id" in reasons[0]
+    assert "without device" in reasons[1]
     assert "depth limit" in reasons[2] and mine[2]["payload_bytes"] == 200_000
     assert "Redis refused" in reasons[3] and "WRONGTYPE" in reasons[3]
     # The offsets were committed past the poison: a restarted sink has nothing to redo.
