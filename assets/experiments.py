@@ -236,13 +236,15 @@ def experiment_results(
         if part.empty:
             continue
         readout = analyze(part, experiment)
-        cumulative = readout.cumulative.assign(as_of=day, experiment_id=experiment.experiment_id)
-        frames.append(cumulative)
         srm[experiment.experiment_id] = {
             "p_value": readout.sample_ratio.p_value,
             "counts": readout.sample_ratio.counts,
             "passed": readout.sample_ratio.passed,
         }
+        if readout.cumulative.empty:  # fewer than two profiles in a variant so far
+            continue
+        cumulative = readout.cumulative.assign(as_of=day, experiment_id=experiment.experiment_id)
+        frames.append(cumulative)
         summary.extend(_summary_line(experiment, readout.final))
         with tempfile.TemporaryDirectory() as tmp:
             image = plot_cumulative_effect(

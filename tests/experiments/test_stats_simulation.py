@@ -209,3 +209,12 @@ def test_a_metric_that_never_moves_gives_exact_answers_not_nan():
     assert (same.p_value, same.sequential_p_value) == (1.0, 1.0)
     assert same.sequential_ci_low == same.sequential_ci_high == 0.0
     assert (apart.p_value, apart.sequential_p_value) == (0.0, 0.0)
+
+
+def test_analyze_with_a_variant_too_small_yet_reports_srm_and_no_rows():
+    daily = _daily_frame(np.random.default_rng(8), 30, lift=0.0, rho=0.5)
+    first_treated = daily.loc[daily["variant"] == "treatment", "profile_id"].iloc[0]
+    daily = daily[(daily["variant"] == "control") | (daily["profile_id"] == first_treated)]
+    readout = analyze(daily, EXPERIMENT)
+    assert readout.cumulative.empty
+    assert readout.sample_ratio.counts["treatment"] == 1
