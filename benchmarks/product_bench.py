@@ -182,7 +182,7 @@ def bill(dsn: str, subscriptions: int, spread_days: int) -> dict:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE product.refunds, product.payments, product.invoice_lines, "
-            "product.invoices, product.subscriptions, product.profiles, product.accounts"
+            "product.invoices, product.subscriptions, product.profiles, product.accounts CASCADE"
         )
     return {
         "setup_s": setup,
