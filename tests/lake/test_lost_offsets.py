@@ -153,3 +153,46 @@ def test_sensor_fails_instead_of_saying_bronze_is_current(
         )
         with pytest.raises(OffsetsLost, match=rf"{topics.VIEWING_EVENTS}\[0\].*re-created"):
             viewing_events_sensor(context)
+
+
+@pytest.mark.slow
+def test_bronze_records_an_acknowledged_loss_and_continues(
+    kafka_resource: KafkaResource, spark_resource, tmp_path
+) -> None:
+    """Retention removes offsets bronze never read: the run fails naming them; run again with
+    accept_lost_offsets, it appends from the log start and records the lost range."""
+    topic = f"test-lost-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic], partitions=1)
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    resources = {"kafka": kafka_resource, "object_store": store, "spark": spark_resource}
+
+    def bronze_run(accept: bool):
+        config = {"topic": topic, "accept_lost_offsets": accept}
+        return materialize(
+            [bronze_viewing_events],
+            resources=resources,
+            run_config={"ops": {"bronze_viewing_events": {"config": config}}},
+            raise_on_error=False,
+        )
+
+    try:
+        produce(kafka_resource, topic, 3)
+        assert bronze_run(accept=False).success
+        path = table_uri(store, "bronze_viewing_events")
+        assert bronze_next_offsets(path, topic) == {0: 3}
+        produce(kafka_resource, topic, 5)  # offsets 3..7
+        delete_records_before(kafka_resource, topic, 6)  # 3..5 gone before bronze read them
+
+        refused = bronze_run(accept=False)
+        assert not refused.success
+        assert bronze_next_offsets(path, topic) == {0: 3}  # nothing appended past the gap
+
+        accepted = bronze_run(accept=True)
+        assert accepted.success
+        metadata = accepted.get_asset_materialization_events()[0].materialization.metadata
+        assert metadata["lost_offset_ranges"].value == {"0": [3, 6]}
+        assert metadata["rows_appended"].value == 2
+        assert bronze_next_offsets(path, topic) == {0: 8}
+        assert bronze_run(accept=False).success  # from here on, nothing is missing
+    finally:
+        kafka_resource.admin().delete_topics([topic])
