@@ -33,7 +33,7 @@ from netflix_assets.product import billing, migrations, viewing
 from resources.postgres import PostgresResource
 
 FIRST_DAY = date(2026, 1, 1)
-DAYS = 30
+DAYS = 90
 
 
 def scratch(base: str) -> tuple[str, str]:
@@ -116,6 +116,7 @@ def load(dsn: str, total: int, profiles: int) -> dict:
 
 def last_views(dsn: str, profiles: int, queries: int) -> dict:
     rng = random.Random(2)
+    # the last 30 days of the 90 loaded: the plan must skip January and February
     since = datetime.combine(FIRST_DAY + timedelta(days=DAYS - 30), datetime.min.time(), UTC)
     times = []
     with psycopg.connect(dsn) as conn:
