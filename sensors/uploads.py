@@ -5,6 +5,10 @@ partitions and run requests it returns, so the offsets move on only once those a
 crash mid-tick re-reads the same messages, and the run key (title and content version) makes a
 re-delivered event a no-op instead of a second run. Malformed events are kept in the object
 store's quarantine with their reason and skipped.
+
+Run keys live in the Dagster instance, so a fresh instance (new storage) would replay the whole
+topic and transcode every title again; the sensor therefore also asks the catalog, and an event
+for a version that is already published starts nothing.
 """
 
 import json
@@ -21,9 +25,11 @@ from dagster import (
 from assets.video import video_pipeline_job
 from netflix_assets import topics
 from netflix_assets.partitions import title_partitions
+from netflix_assets.video.publish import published_versions
 from netflix_assets.video.upload import read_upload_messages
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from resources.postgres import PostgresResource
 
 
 def _cursor(raw: str | None) -> dict[int, int]:
@@ -37,13 +43,20 @@ def _cursor(raw: str | None) -> dict[int, int]:
     description="Adds a title partition and starts the video pipeline for each upload event.",
 )
 def title_upload_sensor(
-    context: SensorEvaluationContext, kafka: KafkaResource, object_store: ObjectStoreResource
+    context: SensorEvaluationContext,
+    kafka: KafkaResource,
+    object_store: ObjectStoreResource,
+    postgres: PostgresResource,
 ):
     messages, next_offsets = read_upload_messages(kafka, topics.UPLOADS, _cursor(context.cursor))
     cursor = json.dumps({str(p): o for p, o in sorted(next_offsets.items())})
     if not messages:
         return SensorResult(skip_reason=SkipReason("no new upload events"), cursor=cursor)
     known = set(context.instance.get_dynamic_partitions(title_partitions.name))
+    with postgres.connect() as conn:
+        published = published_versions(
+            conn, {(m.event["title_id"], m.event["sha256"][:12]) for m in messages if m.event}
+        )
     new_titles: list[str] = []
     requests: dict[str, RunRequest] = {}
     for msg in messages:
@@ -60,6 +73,9 @@ def title_upload_sensor(
             continue
         event = msg.event
         title_id = event["title_id"]
+        if (title_id, event["sha256"][:12]) in published:
+            context.log.info(f"{title_id} version {event['sha256'][:12]} is already published")
+            continue
         if title_id not in known and title_id not in new_titles:
             new_titles.append(title_id)
         run_key = f"{title_id}:{event['sha256'][:12]}"

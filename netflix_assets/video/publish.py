@@ -96,3 +96,23 @@ def write_catalog(
         cur.executemany(UPSERT_RENDITION, [{**title, **r} for r in renditions])
         cur.executemany(UPSERT_MANIFEST, [{**title, **m} for m in manifests])
         cur.executemany(UPSERT_QUALITY, [{**title, **q} for q in quality])
+
+
+PUBLISHED_VERSIONS = """
+SELECT title_id, version FROM catalog.title_versions
+WHERE (title_id, version) IN (SELECT * FROM unnest(%(titles)s::text[], %(versions)s::text[]))
+"""
+
+
+def published_versions(conn: Any, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (title id, version) pairs the catalog already has published. A database
+    without the catalog yet has published nothing."""
+    if not wanted:
+        return set()
+    titles, versions = (list(column) for column in zip(*sorted(wanted), strict=True))
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('catalog.title_versions')")
+        if cur.fetchone()[0] is None:
+            return set()
+        cur.execute(PUBLISHED_VERSIONS, {"titles": titles, "versions": versions})
+        return {(title_id, version) for title_id, version in cur.fetchall()}

@@ -19,6 +19,7 @@ from netflix_assets.video.testmedia import make_clip
 from netflix_assets.video.upload import check_title_id, parse_upload_message, upload_title
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from resources.postgres import PostgresResource
 from resources.records import RecordIOManager
 from sensors.uploads import title_upload_sensor
 
@@ -75,7 +76,9 @@ def test_parse_names_each_hostile_event() -> None:
 
 def tick(instance, kafka, store, cursor):
     context = build_sensor_context(
-        instance=instance, cursor=cursor, resources={"kafka": kafka, "object_store": store}
+        instance=instance,
+        cursor=cursor,
+        resources={"kafka": kafka, "object_store": store, "postgres": PostgresResource()},
     )
     result = title_upload_sensor(context)
     assert isinstance(result, SensorResult)

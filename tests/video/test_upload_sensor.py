@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
 from netflix_assets import topics
+from netflix_assets.video.publish import write_catalog
 from netflix_assets.video.upload import parse_upload_message, upload_title
 from resources.kafka import KafkaResource
+from resources.postgres import PostgresResource
 from sensors.uploads import title_upload_sensor
 
 pytestmark = pytest.mark.stack
@@ -17,7 +20,9 @@ pytestmark = pytest.mark.stack
 
 def tick(instance: DagsterInstance, kafka: KafkaResource, store, cursor: str | None):
     context = build_sensor_context(
-        instance=instance, cursor=cursor, resources={"kafka": kafka, "object_store": store}
+        instance=instance,
+        cursor=cursor,
+        resources={"kafka": kafka, "object_store": store, "postgres": PostgresResource()},
     )
     result = title_upload_sensor(context)
     assert isinstance(result, SensorResult)
@@ -68,3 +73,39 @@ def test_parse_upload_message_names_the_problem() -> None:
     assert parse_upload_message(b"[1, 2")[1].startswith("not JSON")
     event, error = parse_upload_message(json.dumps({"schema_version": 2}).encode())
     assert event is None and "breaks schema" in error
+
+
+def test_a_fresh_instance_does_not_transcode_a_published_version_again(
+    clip, kafka_resource, object_store, postgres_resource
+) -> None:
+    """Run keys live in the instance: a new instance replaying the topic asked for a second run
+    of every title; the catalog says which versions are already published."""
+    postgres_resource.apply_schema()
+    kafka_resource.ensure_topics([topics.UPLOADS])
+    with DagsterInstance.ephemeral() as instance:
+        cursor, previous = tick(instance, kafka_resource, object_store, None).cursor, None
+        while cursor != previous:
+            previous, cursor = cursor, tick(instance, kafka_resource, object_store, cursor).cursor
+        ids = [f"published-{uuid.uuid4().hex[:8]}", f"fresh-{uuid.uuid4().hex[:8]}"]
+        published, fresh = (
+            upload_title(clip("silent"), object_store, kafka_resource, title_id=i) for i in ids
+        )
+        version = published["sha256"][:12]
+        with postgres_resource.connect() as conn:
+            write_catalog(
+                conn,
+                {
+                    "title_id": published["title_id"],
+                    "title": "Old",
+                    "version": version,
+                    "sha256": published["sha256"],
+                    "playback_url": "delivery/x/master.m3u8",
+                    "manifest_uri": "delivery/x/master.m3u8",
+                    "dash_uri": None,
+                },
+                [],
+                [],
+                [],
+            )
+        result = tick(instance, kafka_resource, object_store, cursor)
+    assert [r.partition_key for r in result.run_requests] == [fresh["title_id"]]
