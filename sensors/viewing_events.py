@@ -10,6 +10,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Sk
 
 from assets.lake import bronze_viewing_events
 from netflix_assets import topics
+from netflix_assets.run_profiles import k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from spark_jobs.bronze import bronze_next_offsets, plan_range, range_version
@@ -39,7 +40,11 @@ def viewing_events_sensor(
     context.log.info(f"{new_events} new events in {len(plan)} partitions")
     return RunRequest(
         run_key=f"{topics.VIEWING_EVENTS}:{range_version(plan)}",
-        tags={"netflix-assets/workload": "spark", "netflix-assets/new-events": str(new_events)},
+        tags={
+            "netflix-assets/workload": "spark",
+            "netflix-assets/new-events": str(new_events),
+            **k8s_run_tags("spark"),
+        },
     )
 
 

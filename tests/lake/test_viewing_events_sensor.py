@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from netflix_assets import topics
+from netflix_assets.run_profiles import K8S_CONFIG_TAG, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from sensors.viewing_events import viewing_events_sensor
@@ -29,6 +30,8 @@ def test_sensor_requests_once_per_new_range(kafka_resource: KafkaResource, tmp_p
         second = viewing_events_sensor(context)
     assert first.run_key == second.run_key  # same range -> same key -> one run
     assert first.run_key.startswith(f"{topics.VIEWING_EVENTS}:")
+    # A bronze run is Spark work: on Kubernetes its pod gets the spark profile.
+    assert first.tags[K8S_CONFIG_TAG] == k8s_run_tags("spark")[K8S_CONFIG_TAG]
 
 
 def test_plan_starts_where_bronze_ends(tmp_path) -> None:
