@@ -30,11 +30,13 @@ import numpy as np
 import orjson
 import pandas as pd
 import redis
+from scipy.sparse import csr_matrix
 
 from netflix_assets import settings
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
-from netflix_assets.recs.two_stage import TitleTable
+from netflix_assets.recs.generators import ItemItem
+from netflix_assets.recs.two_stage import Pipeline, TitleTable
 from netflix_assets.serving import prepared
 from netflix_assets.serving.recommender import recommend
 from resources.object_store import ObjectStoreResource
@@ -44,7 +46,24 @@ PREFIX = "bench:v1"
 DB = 15
 
 
-def write_release(store: ObjectStoreResource, version: str, users: int, titles: int, seed: int):
+def item_item(titles: int, neighbours: int, rng: np.random.Generator) -> bytes:
+    """A random titles x titles matrix with `neighbours` positive weights per title, the size of
+    a pruned EASE / RP3beta model."""
+    cols = rng.integers(0, titles, (titles, neighbours))
+    data = rng.random((titles, neighbours)).astype(np.float32)
+    indptr = np.arange(0, titles * neighbours + 1, neighbours)
+    weights = csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(titles, titles))
+    return ItemItem("ease", weights).to_bytes()
+
+
+def write_release(
+    store: ObjectStoreResource,
+    version: str,
+    users: int,
+    titles: int,
+    seed: int,
+    pipeline: str = "als-ranker",
+):
     rng = np.random.default_rng(seed)
     model = AlsModel(
         np.array([f"u{i}" for i in range(users)]),
@@ -67,6 +86,11 @@ def write_release(store: ObjectStoreResource, version: str, users: int, titles: 
     store.put_bytes(model.to_bytes(), keys["als_key"])
     store.put_bytes(booster.model_to_string().encode(), keys["ranker_key"])
     store.put_bytes(TitleTable.build(model.titles, feats).to_bytes(), keys["titles_key"])
+    if pipeline == "blend":  # what candidate_model chose on MovieLens-shaped data
+        keys["item_item_key"] = f"{version}/item_item.npz"
+        store.put_bytes(item_item(titles, 100, rng), keys["item_item_key"])
+        keys |= Pipeline("blend", use_ranker=False, mmr_lambda=0.9).to_manifest()
+        keys["blend_weight"] = "0.5"
     return {"version": version, "as_of": "2026-11-25", "online_prefix": PREFIX, **keys}
 
 
@@ -147,6 +171,13 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument(
+        "--pipeline",
+        choices=("als-ranker", "blend"),
+        default="als-ranker",
+        help="als-ranker: ALS -> ranker -> MMR 0.8 (a manifest without pipeline fields); "
+        "blend: ALS + item-item (100 neighbours a title) blend -> MMR 0.9, no ranker",
+    )
     args = parser.parse_args()
 
     base_url = settings.redis_url().rsplit("/", 1)[0]
@@ -156,7 +187,8 @@ def main() -> None:
         store = ObjectStoreResource(root=root)
         t0 = time.perf_counter()
         releases = [
-            write_release(store, v, args.users, args.titles, s) for v, s in (("A", 1), ("B", 2))
+            write_release(store, v, args.users, args.titles, s, args.pipeline)
+            for v, s in (("A", 1), ("B", 2))
         ]
         print(
             f"releases built in {time.perf_counter() - t0:.1f} s "
