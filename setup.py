@@ -41,7 +41,14 @@ CORE = [
     "httpx>=0.27",  # FastAPI's test client and the serving benchmark's load generator
 ]
 
-DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.8", "moto[server]>=5", "aiohttp>=3.10"]
+DEV = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "ruff>=0.8",
+    "moto[server]>=5",
+    "aiohttp>=3.10",
+    "implicit==0.7.2",  # benchmarks/recs_bench.py --implicit: the tuned textbook ALS baseline
+]
 
 setup(
     name="netflix-assets",
