@@ -8,8 +8,9 @@ redistributed and no dataset can be downloaded here. At each size the benchmark 
 - `select`: every generator tuned on the validation split carved from training (the grids of
   selection.GRIDS), the ALS + item-item blend, MMR's curve;
 - `evaluate`: every tuned model, NCF (`--ncf-epochs`, 0 to skip) and the served pipeline
-  (chosen generator -> MMR lambda 0.9, no ranker) refit on the training part and scored with
-  full ranking on leave-latest-out (a sample of `--eval-users` test users);
+  (chosen generator -> MMR with `--mmr-lambda`, default 0.6 as in ModelConfig; no ranker)
+  refit on the training part and scored with full ranking on leave-latest-out (a sample of
+  `--eval-users` test users);
 - with `--implicit`, the `implicit` library's ALS (the textbook baseline of issue 21) tuned on
   the same validation split over a 12-point grid, then scored on the same test users.
 
@@ -93,7 +94,7 @@ def run(size: int, args) -> None:
     t0 = time.perf_counter()
     chosen = selection.select(frame, max_users=args.eval_users)
     t_select = time.perf_counter() - t0
-    pipeline = two_stage.Pipeline(chosen.generator, use_ranker=False, mmr_lambda=0.9)
+    pipeline = two_stage.Pipeline(chosen.generator, use_ranker=False, mmr_lambda=args.mmr_lambda)
     ncf = NcfConfig(epochs=args.ncf_epochs) if args.ncf_epochs else None
     t0 = time.perf_counter()
     report = training.evaluate_release(frame, chosen, pipeline, ncf, max_users=args.eval_users)
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--ncf-epochs", type=int, default=5)
     parser.add_argument("--implicit", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mmr-lambda", type=float, default=0.6)
     args = parser.parse_args()
     for size in args.sizes:
         run(size, args)
