@@ -176,7 +176,11 @@ class EncodingPlanConfig(Config):
     sample_seconds: float = Field(default=2.0, description="Longest probe sample, seconds.")
     probe_resolutions: int = Field(default=4, description="Sizes probed, the source's first.")
     search_steps: int = Field(default=3, description="CRF search rounds for the top rung.")
-    vmaf_subsample: int = Field(default=4, description="Probes score every Nth frame.")
+    vmaf_subsample: int = Field(
+        default=3,
+        description="Probes score every Nth frame (3: coprime with x264's 4-frame mini-GOP, "
+        "so B-frames are sampled in their share; every 4th frame scored only I/P frames).",
+    )
 
 
 def _data_uri_image(path: Path) -> str:
@@ -440,7 +444,7 @@ def quality_report(
 
     probe = raw_upload["probe"]
     fps = Fraction(renditions["fps"])
-    ref_w, ref_h = probe["display_width"], probe["display_height"]
+    ref_w, ref_h = plan.scoring_size(probe["display_width"], probe["display_height"])
     prefix = version_prefix("quality", renditions["title_id"], renditions["version"])
     rows, series = [], {}
     started = time.perf_counter()

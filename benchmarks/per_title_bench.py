@@ -37,11 +37,11 @@ from netflix_assets.video.testmedia import Shape, make_clip
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 SOURCES = {
-    "slide-1080p": Shape(1920, 1080, 25, 8.0, False, content="still"),
-    "grain-1080p": Shape(1920, 1080, 25, 8.0, False, content="cut"),
-    "pan-1080p": Shape(1920, 1080, 25, 8.0, False, content="pan"),
-    "street-272p": Shape(640, 272, 25, 8.0, False, content="cut"),
-    "pan-240p": Shape(320, 240, 25, 8.0, False, content="pan"),
+    "slide-1080p": (1920, 1080, "still"),
+    "grain-1080p": (1920, 1080, "cut"),
+    "pan-1080p": (1920, 1080, "pan"),
+    "street-272p": (640, 272, "cut"),
+    "pan-240p": (320, 240, "pan"),
 }
 
 
@@ -66,8 +66,7 @@ def encode_and_score(
             quality.build_vmaf_command(
                 encode.video_outputs[rung.name],
                 source,
-                info.display_width,
-                info.display_height,
+                *plan.scoring_size(info.display_width, info.display_height),
                 encode.fps,
                 log,
                 model=quality.vmaf_model_for(rung.height),
@@ -113,11 +112,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sources", default=",".join(SOURCES))
     parser.add_argument("--subsample", type=int, default=2, help="VMAF of every Nth frame")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of every source")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="per-title-bench-") as tmp:
         for name in args.sources.split(","):
-            result = bench_source(name, SOURCES[name], Path(tmp) / name, args.subsample)
+            width, height, content = SOURCES[name]
+            shape = Shape(width, height, 25, args.seconds, False, content=content)
+            result = bench_source(name, shape, Path(tmp) / name, args.subsample)
             results.append(result)
             bd = result["bd_rate"]
             print(

@@ -138,7 +138,8 @@ def video_codec_args(rung: Rung, encoder: str, fps: Fraction, preset: str | None
         # the HLS peak stays near what the plan declares. SVT-AV1 caps CRF the same way.
         quality = "-cq" if encoder.endswith("_nvenc") else "-crf"
         args = ["-c:v", encoder, quality, f"{rung.crf:g}"]
-        args += ["-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k"]
+        if rung.maxrate_kbps > 0:  # 0: pure CRF (the planner's probes measure what CRF spends)
+            args += ["-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k"]
     else:
         args = ["-c:v", encoder, "-b:v", f"{rung.bitrate_kbps}k"]
     if rung.crf is None and encoder != "libsvtav1":

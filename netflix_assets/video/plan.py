@@ -75,7 +75,7 @@ class PlanSettings:
     sample_share: float = 0.25
     probe_resolutions: int = 4
     search_steps: int = 3
-    vmaf_subsample: int = 4
+    vmaf_subsample: int = 3
     vmaf_threads: int = 2
     workers: int = 2
 
@@ -178,9 +178,8 @@ def samples_command(
 
 
 def probe_rung(width: int, height: int, crf: float, codec: str) -> Rung:
-    """A pure-CRF rung for a probe encode (a huge cap: the probe measures what CRF spends)."""
-    cap = 1_000_000
-    return Rung(f"probe-{width}x{height}-crf{crf:g}", width, height, cap, cap, cap, codec, crf)
+    """A pure-CRF rung for a probe encode (no cap: the probe measures what CRF spends)."""
+    return Rung(f"probe-{width}x{height}-crf{crf:g}", width, height, 0, 0, 0, codec, crf)
 
 
 def probe_encode_command(
@@ -349,6 +348,7 @@ def make_plan(
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    display = scoring_size(*display)
     fps = info.encode_fps
     commands: list[list[str]] = []
     whole = duration <= WHOLE_TITLE_SECONDS
@@ -407,6 +407,13 @@ def make_plan(
         probe_seconds=round(time.perf_counter() - started, 2),
         commands=commands + prober.commands,
     )
+
+
+def scoring_size(display_w: int, display_h: int) -> tuple[int, int]:
+    """The size VMAF is computed at: the display size, made even. An odd 961x541 source is
+    scored at 960x540, the size its top rung has; upscaling that rung by one pixel would blur
+    every pixel by a sub-pixel shift and cost a grainy title several VMAF points."""
+    return display_w - display_w % 2, display_h - display_h % 2
 
 
 def top_kbps_cap(

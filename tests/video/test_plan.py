@@ -134,6 +134,14 @@ def test_capped_crf_rung_arguments() -> None:
     assert "-crf" not in vbr and vbr[vbr.index("-b:v") + 1] == "800k"
 
 
+def test_probes_are_pure_crf_and_odd_sizes_are_scored_even() -> None:
+    # SVT-AV1 refused the huge placeholder cap the probes once carried (exit -22).
+    args = video_codec_args(plan.probe_rung(640, 360, 30.0, "av1"), "libsvtav1", 30, None)
+    assert "-maxrate" not in args and args[args.index("-crf") + 1] == "30"
+    # A 961x541 source is scored at 960x540, its top rung's size, not upscaled by a pixel.
+    assert plan.scoring_size(961, 541) == (960, 540) == plan.probe_sizes(961, 541, 1)[0]
+
+
 def test_top_kbps_cap_grows_for_titles_shorter_than_a_gop() -> None:
     steady = plan.top_kbps_cap(0.4, (640, 360), Fraction(25), 10.0)
     assert steady == pytest.approx(0.4 * 640 * 360 * 25 / 1000)
