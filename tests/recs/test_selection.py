@@ -169,3 +169,53 @@ def test_release_report_covers_every_model_and_the_served_path() -> None:
         assert 0 <= m["ild"] <= 1, model
     assert report["popularity"]["coverage"] < report["ease"]["coverage"]
     assert report["served"]["hr@10"] > report["popularity"]["hr@10"]
+
+
+def test_a_blend_release_prepares_and_serves_with_its_item_item_matrix(tmp_path) -> None:
+    """The release format carries the pipeline and the item-item matrix, reordered with the
+    titles when the ALS file's titles are not sorted."""
+    from netflix_assets.recs.als import AlsModel
+    from netflix_assets.serving import prepared
+    from resources.object_store import ObjectStoreResource
+
+    rng = np.random.default_rng(7)
+    titles = np.array(["t3", "t1", "t2", "t0"])  # unsorted on purpose
+    model = AlsModel(
+        np.array(["u0", "u1"]),
+        titles,
+        rng.normal(size=(2, 4)).astype(np.float32),
+        rng.normal(size=(4, 4)).astype(np.float32),
+    )
+    weights = csr_matrix(rng.random((4, 4)).astype(np.float32))
+    rows = pd.DataFrame(rng.random((400, len(ranker.FEATURES))), columns=list(ranker.FEATURES))
+    rows["label"] = (rows["als_score"] > 0.5).astype(int)
+    rows["group"] = np.repeat(np.arange(40), 10)
+    booster = ranker.train(rows, rounds=5)
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    files = {
+        "als_key": ("r/als.npz", model.to_bytes()),
+        "ranker_key": ("r/ranker.txt", booster.model_to_string().encode()),
+        "titles_key": ("r/titles.npz", two_stage.TitleTable.build(titles, None).to_bytes()),
+        "item_item_key": ("r/item_item.npz", generators.ItemItem("ease", weights).to_bytes()),
+    }
+    for key, data in files.values():
+        store.put_bytes(data, key)
+    manifest = {
+        "as_of": "2026-11-10",
+        "online_prefix": "feat:v1",
+        **{name: key for name, (key, _) in files.items()},
+        **two_stage.Pipeline("blend", use_ranker=False, mmr_lambda=0.6).to_manifest(),
+        "blend_weight": "0.3",
+    }
+    bundle = prepared.load("v1", manifest, store, tmp_path / "releases")
+    assert bundle.pipeline == two_stage.Pipeline("blend", use_ranker=False, mmr_lambda=0.6)
+    assert bundle.blend_weight == 0.3 and list(bundle.title_ids) == ["t0", "t1", "t2", "t3"]
+    old = {t: i for i, t in enumerate(titles)}
+    for a in range(4):
+        for b in range(4):
+            got = bundle.item_item.weights[a, b]
+            assert got == weights[old[bundle.title_ids[a]], old[bundle.title_ids[b]]]
+    served = recommender.recommend(bundle, "u0", None, ["t1"], 2)
+    assert len(served.items) == 2 and "t1" not in {i.title_id for i in served.items}
+    # An unknown user with a watched title still gets personal (item-item) picks.
+    assert not recommender.recommend(bundle, "nobody", None, ["t1"], 2).cold_start
