@@ -89,7 +89,7 @@ def write_release(
     if pipeline == "blend":  # what candidate_model chose on MovieLens-shaped data
         keys["item_item_key"] = f"{version}/item_item.npz"
         store.put_bytes(item_item(titles, 100, rng), keys["item_item_key"])
-        keys |= Pipeline("blend", use_ranker=False, mmr_lambda=0.9).to_manifest()
+        keys |= Pipeline("blend", use_ranker=False, mmr_lambda=0.6).to_manifest()
         keys["blend_weight"] = "0.5"
     return {"version": version, "as_of": "2026-11-25", "online_prefix": PREFIX, **keys}
 
@@ -176,7 +176,7 @@ def main() -> None:
         choices=("als-ranker", "blend"),
         default="als-ranker",
         help="als-ranker: ALS -> ranker -> MMR 0.8 (a manifest without pipeline fields); "
-        "blend: ALS + item-item (100 neighbours a title) blend -> MMR 0.9, no ranker",
+        "blend: ALS + item-item (100 neighbours a title) blend -> MMR 0.6, no ranker",
     )
     args = parser.parse_args()
 
