@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -124,24 +125,34 @@ def db_status() -> None:
     sys.exit(0 if all(s.state == "applied" for s in states) else 1)
 
 
+POSITIVE = click.IntRange(min=1)
+SHARE = click.FloatRange(0.0, 1.0)
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
 @main.command()
-@click.option("--users", default=1000, show_default=True, help="Simulated users.")
-@click.option("--titles", default=200, show_default=True, help="Titles in the catalog.")
-@click.option("--days", default=1, show_default=True, help="Days of viewing to simulate.")
-@click.option("--start", default=None, help="First day (YYYY-MM-DD); default: the last DAYS days.")
-@click.option("--rate", type=float, default=None, help="Events/s to pace at (default: flat out).")
+@click.option("--users", type=POSITIVE, default=1000, show_default=True, help="Simulated users.")
+@click.option("--titles", type=POSITIVE, default=200, show_default=True, help="Titles.")
+@click.option("--days", type=POSITIVE, default=1, show_default=True, help="Days to simulate.")
+@click.option("--start", type=DAY, default=None, help="First day; default: the last DAYS days.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Events/s to pace at (default: flat out).",
+)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--malformed-share", default=0.001, show_default=True)
-@click.option("--duplicate-share", default=0.002, show_default=True)
-@click.option("--late-share", default=0.01, show_default=True)
+@click.option("--malformed-share", type=SHARE, default=0.001, show_default=True)
+@click.option("--duplicate-share", type=SHARE, default=0.002, show_default=True)
+@click.option("--late-share", type=SHARE, default=0.01, show_default=True)
 @click.option("--degrade-cdn", default=None, help="Inject heavy stalls on one CDN (e.g. akamai).")
 @click.option(
     "--span-minutes",
-    type=int,
+    type=POSITIVE,
     default=None,
     help="Start each day's sessions within this many minutes (dense QoE windows for a demo).",
 )
-@click.option("--max-watch-minutes", default=90, show_default=True)
+@click.option("--max-watch-minutes", type=POSITIVE, default=90, show_default=True)
 @click.option("--topic", default=None, help="Topic (default: viewing-events).")
 @click.option(
     "--accounts/--no-accounts",
@@ -156,7 +167,7 @@ def simulate(
     users: int,
     titles: int,
     days: int,
-    start: str | None,
+    start: datetime | None,
     rate: float | None,
     seed: int,
     malformed_share: float,
@@ -170,16 +181,14 @@ def simulate(
 ) -> None:
     """Produce seeded, reproducible viewing events to Kafka (and the account side to
     PostgreSQL)."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, timedelta
 
     from netflix_assets import topics
     from resources.kafka import KafkaResource
     from streaming.produce import produce_simulated
     from streaming.simulator import SimConfig
 
-    first = (
-        date.fromisoformat(start) if start else datetime.now(UTC).date() - timedelta(days=days - 1)
-    )
+    first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days - 1)
     config = SimConfig(
         users=users,
         titles=titles,
@@ -301,8 +310,8 @@ def import_ratings(file: Path, namespace: str | None) -> None:
 
 
 @main.command()
-@click.option("--date", "partition", default=None, help="Partition (default: the latest data).")
-def train(partition: str | None) -> None:
+@click.option("--date", "day", type=DAY, default=None, help="Partition (default: the latest data).")
+def train(day: datetime | None) -> None:
     """Materialize features, ALS, NCF, the ranker, the evaluation and the release through
     Dagster (recorded in the instance), then print the evaluation figures."""
     from dagster import DagsterInstance
@@ -311,6 +320,7 @@ def train(partition: str | None) -> None:
     from netflix_assets import train as training_run
 
     console = Console()
+    partition = day.date().isoformat() if day else None
     partition, result = training_run.train(DagsterInstance.get(), partition)
     console.print(training_run.evaluation_table(partition, result))
     failed = training_run.failed_checks(result)
