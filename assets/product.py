@@ -27,6 +27,7 @@ from netflix_assets.partitions import event_date_partitions
 from netflix_assets.product import billing, viewing
 from netflix_assets.product.billing import day_bounds
 from netflix_assets.product.snapshots import SNAPSHOTS, read_snapshots
+from netflix_assets.run_profiles import k8s_run_tags
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
@@ -340,7 +341,9 @@ ASSETS = [
     gold_engagement_by_plan,
 ]
 partitions_ahead_job = define_asset_job(
-    "viewing_history_partitions_job", selection=[viewing_history_partitions]
+    "viewing_history_partitions_job",
+    selection=[viewing_history_partitions],
+    tags=k8s_run_tags("default"),
 )
 JOBS = [partitions_ahead_job]
 SCHEDULES = [
