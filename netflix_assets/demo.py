@@ -136,7 +136,7 @@ def product_step(console: Console, instance: DagsterInstance) -> None:
         meta = billed.asset_materializations_for_node("billing_run")[0].metadata
         rows = billed.asset_materializations_for_node("viewing_history")[0].metadata["rows"]
         console.print(
-            f"{day}: billed {meta['invoices_created'].value} invoices, "
+            f"{day}: {sum(meta['invoices_created'].value.values())} new invoices, "
             f"{meta['succeeded'].value} payments succeeded, {meta['failed'].value} failed; "
             f"{rows.value} sessions into product.viewing_history"
         )
@@ -203,11 +203,13 @@ def video_step(console: Console, instance: DagsterInstance) -> None:
         bad = upload_title(broken, store, kafka, title_id="demo-broken", title="Broken Trailer")
     console.print(f"uploaded {good['title_id']} and {bad['title_id']} to {topics.UPLOADS}")
     # One tick of the real sensor over the topic (from its start here; the daemon keeps a cursor).
-    sensor_resources = {"kafka": kafka, "object_store": store}
+    sensor_resources = {"kafka": kafka, "object_store": store, "postgres": resources["postgres"]}
     with build_sensor_context(instance=instance, resources=sensor_resources) as context:
         tick = title_upload_sensor(context)
     wanted = {f"{e['title_id']}:{e['sha256'][:12]}" for e in (good, bad)}
     requests = [r for r in tick.run_requests if r.run_key in wanted]
+    for skipped in sorted(wanted - {r.run_key for r in requests}):
+        console.print(f"{skipped.split(':')[0]}: this version is already published; no new run")
     instance.add_dynamic_partitions("titles", sorted({good["title_id"], bad["title_id"]}))
     job = defs.resolve_job_def(video_pipeline_job.name)
     for request in requests:
