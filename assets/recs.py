@@ -201,11 +201,12 @@ class ModelConfig(Config):
     max_eval_users: int = Field(
         default=20_000, description="Held-out users scored (a seeded sample beyond this)."
     )
-    mmr_lambda: float = Field(
-        default=0.6,
-        description="MMR's relevance weight in the served list (1.0 = no MMR); chosen from the "
-        "accuracy-diversity curve candidate_model measures on validation: on MovieLens-shaped "
-        "data 0.6 had the best validation NDCG@10 and diversity of 1.0..0.6 (docs/RECS.md).",
+    mmr_lambda: float | None = Field(
+        default=None,
+        description="MMR's relevance weight in the served list (1.0 = no MMR). None: chosen from "
+        "the accuracy-diversity curve candidate_model measures on validation, the most diverse "
+        "point that keeps 98% of the generator's validation NDCG@10 and still matches tuned ALS "
+        "(selection.choose_mmr_lambda).",
     )
     best_model_tolerance: float = Field(
         default=0.1,
@@ -468,9 +469,8 @@ def _pipeline(context, config: ModelConfig, as_of: date) -> tuple[two_stage.Pipe
     reason = _partition_metadata(context, "ranker_model", as_of, "ranker_reason")
     if use_ranker is None:
         raise Failure(f"ranker_model has no materialization for {as_of}; materialize it first")
-    pipeline = two_stage.Pipeline(
-        chosen.generator, bool(use_ranker), config.mmr_lambda, config.candidates
-    )
+    lam = selection.choose_mmr_lambda(chosen) if config.mmr_lambda is None else config.mmr_lambda
+    pipeline = two_stage.Pipeline(chosen.generator, bool(use_ranker), lam, config.candidates)
     return pipeline, str(reason)
 
 

@@ -219,3 +219,21 @@ def test_a_blend_release_prepares_and_serves_with_its_item_item_matrix(tmp_path)
     assert len(served.items) == 2 and "t1" not in {i.title_id for i in served.items}
     # An unknown user with a watched title still gets personal (item-item) picks.
     assert not recommender.recommend(bundle, "nobody", None, ["t1"], 2).cold_start
+
+
+def test_mmr_lambda_is_the_most_diverse_point_that_keeps_als_accuracy() -> None:
+    chosen = selection.Selection(
+        tuning={"als": [{"ndcg@10": 0.30}, {"ndcg@10": 0.35}], "ease": [{"ndcg@10": 0.37}]},
+        generator="ease",
+        mmr_curve=[
+            {"lambda": 1.0, "ndcg@10": 0.37},
+            {"lambda": 0.9, "ndcg@10": 0.365},
+            {"lambda": 0.8, "ndcg@10": 0.355},
+            {"lambda": 0.6, "ndcg@10": 0.34},
+        ],
+    )
+    # ALS's 0.35 alone would allow 0.8; keeping 98 % of the generator's 0.37 allows only 0.9.
+    assert selection.choose_mmr_lambda(chosen) == 0.9
+    assert selection.choose_mmr_lambda(chosen, keep=0.9) == 0.8
+    chosen.mmr_curve = [{"lambda": 1.0, "ndcg@10": 0.33}, {"lambda": 0.6, "ndcg@10": 0.30}]
+    assert selection.choose_mmr_lambda(chosen) == 1.0
