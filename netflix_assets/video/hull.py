@@ -42,16 +42,8 @@ class ProbePoint:
 
 
 @dataclass(frozen=True)
-class PlannedRung:
-    width: int
-    height: int
-    crf: float
-    kbps: float
-    vmaf: float
-
-    @property
-    def short_side(self) -> int:
-        return min(self.width, self.height)
+class PlannedRung(ProbePoint):
+    """A rung picked from the hull: a probe point's fields, interpolated between probes."""
 
 
 def curves(points: list[ProbePoint]) -> dict[tuple[int, int], list[ProbePoint]]:
