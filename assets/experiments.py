@@ -34,6 +34,7 @@ from netflix_assets.experiments.definitions import Experiment, load_registry
 from netflix_assets.experiments.exposures import EXPOSURES_TOPIC, triage
 from netflix_assets.experiments.plots import plot_cumulative_effect
 from netflix_assets.partitions import event_date_partitions
+from netflix_assets.run_profiles import SPARK_TAGS
 from netflix_assets.settings import REPO_ROOT
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
@@ -43,7 +44,6 @@ from spark_jobs import experiments as gold_experiments
 from spark_jobs.paths import table_uri
 
 GROUP = "experiments"
-SPARK_TAGS = {"netflix-assets/workload": "spark"}
 SNAPSHOT_KEY = "experiments/definitions.json"
 DEFAULT_FILE = os.environ.get(
     "NETFLIX_ASSETS_EXPERIMENTS_FILE", str(REPO_ROOT / "deploy" / "experiments.yml")

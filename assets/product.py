@@ -27,7 +27,7 @@ from netflix_assets.partitions import event_date_partitions
 from netflix_assets.product import billing, viewing
 from netflix_assets.product.billing import day_bounds
 from netflix_assets.product.snapshots import SNAPSHOTS, read_snapshots
-from netflix_assets.run_profiles import k8s_run_tags
+from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
@@ -35,7 +35,6 @@ from spark_jobs import delta_io, gold
 from spark_jobs.paths import table_uri
 
 GROUP = "product"
-SPARK_TAGS = {"netflix-assets/workload": "spark"}
 MONTHS_AHEAD = 3
 
 

@@ -41,6 +41,7 @@ from netflix_assets.partitions import event_date_partitions
 from netflix_assets.recs import ncf, selection, training, two_stage
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.ncf import NcfConfig
+from netflix_assets.run_profiles import SPARK_TAGS
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
@@ -48,7 +49,6 @@ from spark_jobs import delta_io, features
 from spark_jobs.paths import table_uri
 
 GROUP = "recommendations"
-SPARK_TAGS = {"netflix-assets/workload": "spark"}
 FEATURE_TABLES = {
     "features_user": "u_",
     "features_title": "t_",

@@ -38,9 +38,8 @@ from dagster import (
 from pydantic import Field
 from pyspark.sql import functions as F
 
-from assets.lake import SPARK_TAGS
 from netflix_assets import topics
-from netflix_assets.run_profiles import k8s_run_tags
+from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource

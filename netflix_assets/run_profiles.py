@@ -17,6 +17,8 @@ import json
 import os
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
+# Spark runs take turns locally: dagster.yaml limits runs with this tag to one at a time.
+SPARK_TAGS = {"netflix-assets/workload": "spark"}
 
 # Label and taint of GPU nodes as NVIDIA's GPU operator sets them.
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}

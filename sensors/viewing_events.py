@@ -10,7 +10,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Sk
 
 from assets.lake import bronze_viewing_events
 from netflix_assets import topics
-from netflix_assets.run_profiles import k8s_run_tags
+from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from spark_jobs.bronze import bronze_next_offsets, plan_range, range_version
@@ -41,7 +41,7 @@ def viewing_events_sensor(
     return RunRequest(
         run_key=f"{topics.VIEWING_EVENTS}:{range_version(plan)}",
         tags={
-            "netflix-assets/workload": "spark",
+            **SPARK_TAGS,
             "netflix-assets/new-events": str(new_events),
             **k8s_run_tags("spark"),
         },
