@@ -98,3 +98,24 @@ def s3_endpoint() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@pytest.fixture
+def upload_sensor_tick():
+    """One evaluation of the real title_upload_sensor against the stack: (instance, kafka,
+    object store, cursor) -> its SensorResult."""
+    from dagster import SensorResult, build_sensor_context
+
+    from sensors.uploads import title_upload_sensor
+
+    def tick(instance, kafka: KafkaResource, store, cursor: str | None) -> SensorResult:
+        context = build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={"kafka": kafka, "object_store": store, "postgres": PostgresResource()},
+        )
+        result = title_upload_sensor(context)
+        assert isinstance(result, SensorResult)
+        return result
+
+    return tick

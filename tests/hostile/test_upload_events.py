@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 
 from assets import video
 from netflix_assets import topics
@@ -19,9 +19,7 @@ from netflix_assets.video.testmedia import make_clip
 from netflix_assets.video.upload import check_title_id, parse_upload_message, upload_title
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
-from resources.postgres import PostgresResource
 from resources.records import RecordIOManager
-from sensors.uploads import title_upload_sensor
 
 pytestmark = pytest.mark.stack
 
@@ -74,22 +72,12 @@ def test_parse_names_each_hostile_event() -> None:
     assert "title id 'evil\\n' is not allowed" in reasons["newline in title_id"][1]
 
 
-def tick(instance, kafka, store, cursor):
-    context = build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"kafka": kafka, "object_store": store, "postgres": PostgresResource()},
-    )
-    result = title_upload_sensor(context)
-    assert isinstance(result, SensorResult)
-    return result
-
-
 def test_sensor_quarantines_hostile_events_and_runs_the_valid_one(
-    kafka_resource: KafkaResource, tmp_path: Path
+    kafka_resource: KafkaResource, tmp_path: Path, upload_sensor_tick
 ) -> None:
     """A deeply nested event raised RecursionError in the sensor, so no later upload ever ran;
     the traversal event became a run request."""
+    tick = upload_sensor_tick
     kafka_resource.ensure_topics([topics.UPLOADS])
     store = ObjectStoreResource(root=str(tmp_path / "objects"))
     with DagsterInstance.ephemeral() as instance:

@@ -6,30 +6,17 @@ import json
 import uuid
 
 import pytest
-from dagster import DagsterInstance, SensorResult, build_sensor_context
+from dagster import DagsterInstance
 
 from netflix_assets import topics
 from netflix_assets.video.publish import write_catalog
 from netflix_assets.video.upload import parse_upload_message, upload_title
-from resources.kafka import KafkaResource
-from resources.postgres import PostgresResource
-from sensors.uploads import title_upload_sensor
 
 pytestmark = pytest.mark.stack
 
 
-def tick(instance: DagsterInstance, kafka: KafkaResource, store, cursor: str | None):
-    context = build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"kafka": kafka, "object_store": store, "postgres": PostgresResource()},
-    )
-    result = title_upload_sensor(context)
-    assert isinstance(result, SensorResult)
-    return result
-
-
-def test_upload_to_run_request_once(clip, kafka_resource, object_store) -> None:
+def test_upload_to_run_request_once(clip, kafka_resource, object_store, upload_sensor_tick) -> None:
+    tick = upload_sensor_tick
     kafka_resource.ensure_topics([topics.UPLOADS])
     with DagsterInstance.ephemeral() as instance:
         # Skip what earlier runs left on the topic (a tick reads at most 200 messages): tick
@@ -76,10 +63,11 @@ def test_parse_upload_message_names_the_problem() -> None:
 
 
 def test_a_fresh_instance_does_not_transcode_a_published_version_again(
-    clip, kafka_resource, object_store, postgres_resource
+    clip, kafka_resource, object_store, postgres_resource, upload_sensor_tick
 ) -> None:
     """Run keys live in the instance: a new instance replaying the topic asked for a second run
     of every title; the catalog says which versions are already published."""
+    tick = upload_sensor_tick
     postgres_resource.apply_schema()
     kafka_resource.ensure_topics([topics.UPLOADS])
     with DagsterInstance.ephemeral() as instance:
