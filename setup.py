@@ -39,6 +39,10 @@ CORE = [
     "pyjwt>=2.9",  # its bearer-token auth
     "prometheus-client>=0.21",  # its /metrics
     "httpx>=0.27",  # FastAPI's test client and the serving benchmark's load generator
+    "argon2-cffi>=23.1",  # the web app's password hashes (argon2id)
+    "itsdangerous>=2.2",  # its signed session cookie
+    "python-multipart>=0.0.9",  # its sign-in form
+    "jinja2>=3.1",  # its server-rendered pages
 ]
 
 DEV = [
@@ -47,6 +51,7 @@ DEV = [
     "ruff>=0.8",
     "moto[server]>=5",
     "aiohttp>=3.10",
+    "playwright>=1.48",  # browser tests drive Debian's chromium (executable_path, no download)
     "implicit==0.7.2",  # benchmarks/recs_bench.py --implicit: the tuned textbook ALS baseline
 ]
 

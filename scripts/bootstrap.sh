@@ -13,6 +13,11 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 # Monitoring (`stack up monitoring`, the promtool rule tests): Prometheus and Alertmanager.
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+# The viewer web app (netflix_assets/web): the caching edge, the browser tests' Chromium, and
+# Node's npm for the player library (hls.js, package.json).
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "bootstrap: missing Debian packages: ${missing[*]}" >&2
@@ -41,6 +46,12 @@ if [[ ! -f $stamp ]]; then
 fi
 
 .venv/bin/netflix-assets stack jars
+# The player library, pinned by package-lock.json; node_modules/ is ignored.
+if [[ ! -f node_modules/.installed-$(sha256sum package-lock.json | cut -c1-12) ]]; then
+  echo "bootstrap: installing the web app's npm packages"
+  npm ci --no-audit --no-fund --silent
+  touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-12)"
+fi
 # PyFlink's pins clash with pyspark's, so the QoE job has its own environment, .venv-flink.
 scripts/bootstrap_flink.sh
 
