@@ -25,13 +25,13 @@ from dagster import (
 )
 from pyspark.sql import functions as F
 
-from netflix_assets import topics
 from netflix_assets.offsets import OffsetsLost, offset_gaps
 from netflix_assets.partitions import event_date_partitions
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
+from schema import topics
 from spark_jobs import bronze, delta_io, gold, sessions, silver
 from spark_jobs.paths import table_uri
 

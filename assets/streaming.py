@@ -38,16 +38,16 @@ from dagster import (
 from pydantic import Field
 from pyspark.sql import functions as F
 
-from netflix_assets import topics
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
+from schema import topics
+from schema.qoe import QOE_WINDOW_MS, VIEWERS_SLIDE_MS, VIEWERS_WINDOW_MS
 from spark_jobs import delta_io, qoe_windows, silver
 from spark_jobs.paths import table_uri
 from streaming.flink.redis_sink import ALERTS_INDEX, META
-from streaming.qoe_sql import QoeConfig
 from streaming.reconcile import Reconciliation, late_reports, reconcile
 
 GROUP = "streaming"
@@ -195,9 +195,9 @@ class StreamReconciliationConfig(Config):
     date: str = Field(default="", description="UTC date YYYY-MM-DD; empty: yesterday.")
     events_topic: str = topics.VIEWING_EVENTS
     aggregates_topic: str = topics.QOE_AGGREGATES
-    qoe_window_ms: int = QoeConfig.qoe_window_ms
-    viewers_window_ms: int = QoeConfig.viewers_window_ms
-    viewers_slide_ms: int = QoeConfig.viewers_slide_ms
+    qoe_window_ms: int = QOE_WINDOW_MS
+    viewers_window_ms: int = VIEWERS_WINDOW_MS
+    viewers_slide_ms: int = VIEWERS_SLIDE_MS
     arrival_slack_days: int = Field(
         default=1,
         description="Bronze is read for Kafka dates this many days either side of the date: "

@@ -183,8 +183,8 @@ def simulate(
     PostgreSQL)."""
     from datetime import UTC, timedelta
 
-    from netflix_assets import topics
     from resources.kafka import KafkaResource
+    from schema import topics
     from streaming.produce import produce_simulated
     from streaming.simulator import SimConfig
 
@@ -262,10 +262,10 @@ def upload(file: Path, title_id: str | None, title: str | None) -> None:
     sensor then adds the title partition and runs the video pipeline."""
     from confluent_kafka import KafkaException
 
-    from netflix_assets import topics
     from netflix_assets.video.upload import upload_title
     from resources.kafka import KafkaResource
     from resources.object_store import ObjectStoreResource
+    from schema import topics
 
     kafka = KafkaResource()
     try:

@@ -187,9 +187,9 @@ def video_step(console: Console, instance: DagsterInstance) -> None:
     from dagster import build_sensor_context
 
     from assets.video import video_pipeline_job
-    from netflix_assets import topics
     from netflix_assets.video.testmedia import make_clip
     from netflix_assets.video.upload import upload_title
+    from schema import topics
     from sensors.uploads import title_upload_sensor
 
     resources = defs.resources

@@ -23,13 +23,13 @@ from dagster import (
 )
 
 from assets.video import video_pipeline_job
-from netflix_assets import topics
 from netflix_assets.partitions import title_partitions
 from netflix_assets.video.publish import published_versions
 from netflix_assets.video.upload import read_upload_messages
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
+from schema import topics
 
 
 def _cursor(raw: str | None) -> dict[int, int]:

@@ -9,10 +9,10 @@ declarative automation.
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from assets.lake import bronze_viewing_events
-from netflix_assets import topics
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from schema import topics
 from spark_jobs.bronze import bronze_next_offsets, plan_range, range_version
 from spark_jobs.paths import table_uri
 

@@ -24,9 +24,16 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from schema.events import HEARTBEAT_INTERVAL_MS
+from schema.qoe import (
+    QOE_WINDOW_MS,
+    STARTUP_PERCENTILES,
+    UNKNOWN_COUNTRY,
+    UNKNOWN_DIMENSION,
+    VIEWERS_SLIDE_MS,
+    VIEWERS_WINDOW_MS,
+)
 from spark_jobs.silver import FUTURE_TOLERANCE, classify
-from streaming.events import HEARTBEAT_INTERVAL_MS
-from streaming.qoe_sql import STARTUP_PERCENTILES, UNKNOWN_COUNTRY, UNKNOWN_DIMENSION, QoeConfig
 
 LateReport = tuple[str, str]
 """(event_id, watermark_ts) of one of the stream's late_event records."""
@@ -151,7 +158,7 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
 
 def qoe_windows(
     events: DataFrame,
-    window_ms: int = QoeConfig.qoe_window_ms,
+    window_ms: int = QOE_WINDOW_MS,
     heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
     late: list[LateReport] | None = None,
 ) -> DataFrame:
@@ -185,8 +192,8 @@ def qoe_windows(
 
 def concurrent_viewers(
     events: DataFrame,
-    window_ms: int = QoeConfig.viewers_window_ms,
-    slide_ms: int = QoeConfig.viewers_slide_ms,
+    window_ms: int = VIEWERS_WINDOW_MS,
+    slide_ms: int = VIEWERS_SLIDE_MS,
     late: list[LateReport] | None = None,
 ) -> DataFrame:
     """Distinct sessions with a start or heartbeat per title in each sliding window, the stream's

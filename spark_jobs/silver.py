@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from streaming.events import EVENT_TYPES, OPTIONAL_FIELDS, REQUIRED_FIELDS
+from schema.events import EVENT_TYPES, FUTURE_TOLERANCE_MS, OPTIONAL_FIELDS, REQUIRED_FIELDS
 
 INT_FIELDS = (
     "schema_version",
@@ -35,7 +35,7 @@ RAW_SCHEMA = StructType(
 reported by name by the try_cast rules, and struct fields are positional (a map lookup per field
 per row made silver the slowest stage)."""
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
-FUTURE_TOLERANCE = "INTERVAL 1 DAY"
+FUTURE_TOLERANCE = f"INTERVAL {FUTURE_TOLERANCE_MS // 1000} SECONDS"
 """An event more than this ahead of its Kafka timestamp has a broken clock."""
 
 

@@ -6,8 +6,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netflix_assets import topics
 from resources.kafka import KafkaResource
+from schema import topics
 from streaming.simulator import SimConfig, Simulator
 
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Startup percentiles reported per QoE window; PERCENTILE is continuous (linear interpolation).
-STARTUP_PERCENTILES = {"startup_p50_ms": 0.5, "startup_p95_ms": 0.95}
-FUTURE_TOLERANCE_MS = 86_400_000
-"""An event time more than a day ahead of its Kafka timestamp is a broken clock (as in silver)."""
-
-UNKNOWN_DIMENSION = "unknown"
-UNKNOWN_COUNTRY = "ZZ"
-"""What a missing device or CDN, and a missing country, are counted as."""
+from schema.events import FUTURE_TOLERANCE_MS, HEARTBEAT_INTERVAL_MS
+from schema.qoe import (
+    QOE_WINDOW_MS,
+    STARTUP_PERCENTILES,
+    UNKNOWN_COUNTRY,
+    UNKNOWN_DIMENSION,
+    VIEWERS_SLIDE_MS,
+    VIEWERS_WINDOW_MS,
+)
 
 # RFC 3339 UTC with milliseconds, the format of the event contract's event_ts.
 TS_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
@@ -61,10 +62,10 @@ class QoeConfig:
     idle_timeout_ms: int = 30_000
     # on-periodic (every 200 ms, cheap) or on-event (after every event: deterministic tests).
     watermark_emit: str = "on-periodic"
-    viewers_window_ms: int = 60_000
-    viewers_slide_ms: int = 10_000
-    qoe_window_ms: int = 300_000
-    heartbeat_interval_ms: int = 30_000
+    viewers_window_ms: int = VIEWERS_WINDOW_MS
+    viewers_slide_ms: int = VIEWERS_SLIDE_MS
+    qoe_window_ms: int = QOE_WINDOW_MS
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS
     thresholds: Thresholds = field(default_factory=Thresholds)
     # at-least-once (results keyed by window, idempotent downstream) or exactly-once (Kafka
     # transactions committed on checkpoints: results are visible one checkpoint later).

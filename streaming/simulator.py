@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from streaming.events import HEARTBEAT_INTERVAL_MS, SCHEMA_VERSION
+from schema.events import HEARTBEAT_INTERVAL_MS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from netflix_assets.product.simulation import Population

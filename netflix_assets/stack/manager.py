@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from netflix_assets import settings, topics
+from netflix_assets import settings
 from netflix_assets.stack import monitoring
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.services import Service, all_services
+from schema import topics
 
 
 @dataclass

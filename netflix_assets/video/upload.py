@@ -20,11 +20,10 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from jsonschema import Draft202012Validator, ValidationError
 
-from netflix_assets import topics
 from netflix_assets.object_keys import check_key
 from netflix_assets.offsets import check_offsets
 from netflix_assets.video.probe import file_sha256
-from schema import SCHEMA_DIR
+from schema import SCHEMA_DIR, topics
 
 SCHEMA_PATH = SCHEMA_DIR / "upload_event.schema.json"
 TITLE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")

@@ -39,7 +39,8 @@ if str(REPO_ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
-from netflix_assets import settings, topics  # noqa: E402
+from netflix_assets import settings  # noqa: E402
+from schema import topics  # noqa: E402
 
 PREFIX = "qoe:v1"
 ALERTS_INDEX = f"{PREFIX}:alerts"

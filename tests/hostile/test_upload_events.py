@@ -14,12 +14,12 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets import video
-from netflix_assets import topics
 from netflix_assets.video.testmedia import make_clip
 from netflix_assets.video.upload import check_title_id, parse_upload_message, upload_title
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.records import RecordIOManager
+from schema import topics
 
 pytestmark = pytest.mark.stack
 

@@ -14,11 +14,11 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 from deltalake import write_deltalake
 
 from assets.lake import bronze_viewing_events
-from netflix_assets import topics
 from netflix_assets.offsets import OffsetsLost, offset_gaps
 from netflix_assets.video.upload import read_upload_messages
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from schema import topics
 from sensors.viewing_events import viewing_events_sensor
 from spark_jobs.bronze import bronze_next_offsets, plan_range
 from spark_jobs.paths import table_uri

@@ -7,7 +7,7 @@ import random
 
 import jsonschema
 
-from streaming.events import json_schema
+from schema.events import json_schema
 from streaming.simulator import MALFORMED_KINDS, SimConfig, Simulator
 
 

@@ -7,10 +7,10 @@ import uuid
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from netflix_assets import topics
 from netflix_assets.run_profiles import K8S_CONFIG_TAG, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from schema import topics
 from sensors.viewing_events import viewing_events_sensor
 from spark_jobs.bronze import bronze_next_offsets, plan_range
 

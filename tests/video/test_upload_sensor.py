@@ -8,9 +8,9 @@ import uuid
 import pytest
 from dagster import DagsterInstance
 
-from netflix_assets import topics
 from netflix_assets.video.publish import write_catalog
 from netflix_assets.video.upload import parse_upload_message, upload_title
+from schema import topics
 
 pytestmark = pytest.mark.stack
 

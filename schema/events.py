@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "viewing_event.v1.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "viewing_event.v1.schema.json"
 
 
 class EventType(StrEnum):
@@ -32,6 +32,9 @@ class EventType(StrEnum):
 EVENT_TYPES = tuple(e.value for e in EventType)
 DEVICES = ("tv", "mobile", "web", "tablet", "console")
 HEARTBEAT_INTERVAL_MS = 30_000
+FUTURE_TOLERANCE_MS = 86_400_000
+"""An event time more than a day ahead of its Kafka timestamp is a broken clock: silver and the
+QoE job both fall back to the Kafka timestamp."""
 
 REQUIRED_FIELDS = (
     "schema_version",
