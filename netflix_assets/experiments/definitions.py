@@ -3,6 +3,10 @@
 An experiment owns a slice ``[traffic_start, traffic_end)`` of its layer's hash space; experiments
 in the same layer whose dates overlap must own disjoint slices, so a profile is in at most one of
 them. Inside its slice, the variants' shares (summing to 1) split the profile's own bucket.
+
+A variant may carry serving parameters (`SERVING_PARAMS`: what the recommendation service
+changes for the profiles in it, e.g. MMR's lambda); two experiments that can hold the same
+profile at the same time may not set the same parameter, or neither result would be clean.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from dataclasses import dataclass, field
 
 _ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
 _SHARE_TOLERANCE = 1e-9
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+
+SERVING_PARAMS = {"mmr_lambda": (0.0, 1.0)}
+"""Parameters a variant may set in the recommendation service, with their closed range."""
 
 
 class ExperimentDefinitionError(ValueError):
@@ -25,6 +33,8 @@ class ExperimentDefinitionError(ValueError):
 class Variant:
     name: str
     share: float
+    params: dict[str, float] = field(default_factory=dict, hash=False)
+    """Serving parameters of this variant (keys of SERVING_PARAMS); empty: the release's own."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,10 @@ class Experiment:
         return {
             "experiment_id": self.experiment_id,
             "salt": self.salt,
-            "variants": [{"name": v.name, "share": v.share} for v in self.variants],
+            "variants": [
+                {"name": v.name, "share": v.share, **({"params": v.params} if v.params else {})}
+                for v in self.variants
+            ],
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "primary_metric": self.primary_metric,
@@ -84,7 +97,10 @@ class Experiment:
     def from_dict(cls, raw: dict) -> Experiment:
         """Builds an experiment from plain data (a config file, a PostgreSQL row as a dict)."""
         try:
-            variants = tuple(Variant(str(v["name"]), float(v["share"])) for v in raw["variants"])
+            variants = tuple(
+                Variant(str(v["name"]), float(v["share"]), _params(v.get("params")))
+                for v in raw["variants"]
+            )
             return cls(
                 experiment_id=str(raw["experiment_id"]),
                 salt=str(raw["salt"]),
@@ -111,6 +127,14 @@ class Experiment:
             ) from exc
 
 
+def _params(raw: object) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ExperimentDefinitionError(f"variant params must be a mapping, not {raw!r}")
+    return {str(k): float(v) for k, v in raw.items()}
+
+
 def _date(value: object) -> dt.date:
     if isinstance(value, dt.date):
         return value
@@ -135,6 +159,11 @@ def _validate(e: Experiment) -> None:
     if len(set(names)) != len(names):
         raise ExperimentDefinitionError(f"{where} repeats a variant name: {names}")
     for v in e.variants:
+        if not _VARIANT_NAME.match(v.name):
+            raise ExperimentDefinitionError(
+                f"{where}: variant name {v.name!r} must be 1-63 letters, digits, '_', '.' or '-'"
+            )
+        _validate_params(where, v)
         if not (math.isfinite(v.share) and 0.0 < v.share <= 1.0):
             raise ExperimentDefinitionError(
                 f"{where}: variant {v.name!r} has share {v.share}; each share must be in (0, 1]"
@@ -160,6 +189,25 @@ def _validate(e: Experiment) -> None:
         )
 
 
+def _validate_params(where: str, v: Variant) -> None:
+    for name, value in v.params.items():
+        if name not in SERVING_PARAMS:
+            raise ExperimentDefinitionError(
+                f"{where}: variant {v.name!r} sets {name!r}, which the recommendation service "
+                f"does not apply; choose from {sorted(SERVING_PARAMS)}"
+            )
+        low, high = SERVING_PARAMS[name]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ExperimentDefinitionError(
+                f"{where}: variant {v.name!r} sets {name} = {value}; it must be in [{low}, {high}]"
+            )
+
+
+def serving_params(e: Experiment) -> set[str]:
+    """The serving parameters any of the experiment's variants sets."""
+    return {name for v in e.variants for name in v.params}
+
+
 def validate_registry(experiments: Iterable[Experiment]) -> dict[str, Experiment]:
     """Checks a set of experiments together: unique ids and salts, no overlapping allocation.
 
@@ -177,6 +225,14 @@ def validate_registry(experiments: Iterable[Experiment]) -> dict[str, Experiment
                 "give each its own so their assignments are independent"
             )
         for other in by_id.values():
+            shared = serving_params(e) & serving_params(other)
+            if shared and _may_share_profiles(e, other):
+                raise ExperimentDefinitionError(
+                    f"experiments {other.experiment_id!r} and {e.experiment_id!r} both set "
+                    f"{sorted(shared)} and can hold the same profile between "
+                    f"{max(e.start, other.start)} and {min(e.end, other.end)}; put them in one "
+                    "layer with disjoint traffic slices, or give them non-overlapping dates"
+                )
             if _overlap(e, other):
                 raise ExperimentDefinitionError(
                     f"experiments {other.experiment_id!r} and {e.experiment_id!r} overlap in layer "
@@ -200,6 +256,14 @@ def _overlap(a: Experiment, b: Experiment) -> bool:
     )
 
 
+def _may_share_profiles(a: Experiment, b: Experiment) -> bool:
+    """Whether one profile can be in both at once: dates intersect and, in one layer, the
+    traffic slices too (different layers are assigned independently)."""
+    if not (a.start <= b.end and b.start <= a.end):
+        return False
+    return a.layer != b.layer or _overlap(a, b)
+
+
 def load_registry(text: str, known_metrics: Iterable[str] | None = None) -> dict[str, Experiment]:
     """Experiments from YAML (or JSON) text `experiments: [...]`, validated one by one and together.
 
@@ -216,12 +280,17 @@ def load_registry(text: str, known_metrics: Iterable[str] | None = None) -> dict
         raise ExperimentDefinitionError("an experiments file holds `experiments:` with a list")
     registry = validate_registry(Experiment.from_dict(item) for item in items)
     if known_metrics is not None:
-        known = set(known_metrics)
-        for e in registry.values():
-            unknown = [m for m in e.metrics if m not in known]
-            if unknown:
-                raise ExperimentDefinitionError(
-                    f"experiment {e.experiment_id!r} names metrics {unknown} that the lake does "
-                    f"not compute; choose from {sorted(known)}"
-                )
+        check_metrics(registry.values(), known_metrics)
     return registry
+
+
+def check_metrics(experiments: Iterable[Experiment], known_metrics: Iterable[str]) -> None:
+    """Refuses an experiment naming a metric outside `known_metrics` (what the lake computes)."""
+    known = set(known_metrics)
+    for e in experiments:
+        unknown = [m for m in e.metrics if m not in known]
+        if unknown:
+            raise ExperimentDefinitionError(
+                f"experiment {e.experiment_id!r} names metrics {unknown} that the lake does "
+                f"not compute; choose from {sorted(known)}"
+            )
