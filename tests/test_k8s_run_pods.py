@@ -40,9 +40,9 @@ class RecordingJobsApi:
         self.jobs.append((namespace, body))
 
 
-@pytest.fixture
-def launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[K8sRunLauncher]:
-    monkeypatch.setenv("NETFLIX_ASSETS_IMAGE", IMAGE)
+def recording_launcher(tmp_path: Path, config: dict) -> Iterator[K8sRunLauncher]:
+    """dagster-k8s's K8sRunLauncher from an instance's run_launcher config, pointed at a
+    kubeconfig of nowhere, its API client replaced by the recorder."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -56,8 +56,7 @@ def launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[K8sRun
             }
         )
     )
-    config = yaml.safe_load((REPO_ROOT / "deploy/dagster.prod.yaml").read_text())["run_launcher"]
-    raw = {**config["config"], "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    raw = {**config, "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
     processed = process_config(K8sRunLauncher.config_type(), raw)
     assert processed.success, [e.message for e in processed.errors]
     launcher = K8sRunLauncher.from_config_value(None, processed.value)
@@ -68,6 +67,13 @@ def launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[K8sRun
     launcher._api_client = RecordingJobsApi()
     yield launcher
     instance.dispose()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[K8sRunLauncher]:
+    monkeypatch.setenv("NETFLIX_ASSETS_IMAGE", IMAGE)
+    config = yaml.safe_load((REPO_ROOT / "deploy/dagster.prod.yaml").read_text())["run_launcher"]
+    yield from recording_launcher(tmp_path, config["config"])
 
 
 def launch(launcher: K8sRunLauncher, job_name: str, tags: dict[str, str] | None = None) -> dict:
