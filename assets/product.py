@@ -14,7 +14,6 @@ from dagster import (
     AssetOut,
     MaterializeResult,
     MetadataValue,
-    ScheduleDefinition,
     asset,
     define_asset_job,
     multi_asset,
@@ -345,11 +344,4 @@ partitions_ahead_job = define_asset_job(
     tags=k8s_run_tags("default"),
 )
 JOBS = [partitions_ahead_job]
-SCHEDULES = [
-    ScheduleDefinition(
-        name="viewing_history_partitions_daily",
-        job=partitions_ahead_job,
-        cron_schedule="0 3 * * *",
-        execution_timezone="UTC",
-    )
-]
+"""Started daily by `viewing_history_partitions_daily` (sensors/viewing_history_partitions.py)."""

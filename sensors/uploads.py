@@ -9,6 +9,9 @@ store's quarantine with their reason and skipped.
 Run keys live in the Dagster instance, so a fresh instance (new storage) would replay the whole
 topic and transcode every title again; the sensor therefore also asks the catalog, and an event
 for a version that is already published starts nothing.
+
+The sensor starts the `video_pipeline` job (assets/video.py) by name: sensors do not import the
+asset modules they trigger.
 """
 
 import json
@@ -22,7 +25,6 @@ from dagster import (
     sensor,
 )
 
-from assets.video import video_pipeline_job
 from netflix_assets.partitions import title_partitions
 from netflix_assets.video.publish import published_versions
 from netflix_assets.video.upload import read_upload_messages
@@ -37,7 +39,7 @@ def _cursor(raw: str | None) -> dict[int, int]:
 
 
 @sensor(
-    job=video_pipeline_job,
+    job_name="video_pipeline",
     minimum_interval_seconds=10,
     default_status=DefaultSensorStatus.RUNNING,
     description="Adds a title partition and starts the video pipeline for each upload event.",

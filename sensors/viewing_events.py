@@ -6,9 +6,15 @@ version, so a range is requested once however often the sensor ticks. Silver and
 declarative automation.
 """
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 
-from assets.lake import bronze_viewing_events
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
@@ -18,7 +24,7 @@ from spark_jobs.paths import table_uri
 
 
 @sensor(
-    asset_selection=[bronze_viewing_events],
+    asset_selection=[AssetKey("bronze_viewing_events")],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests a bronze ingest when the viewing-events topic has new offsets.",

@@ -11,30 +11,33 @@ from dagster import Definitions, build_sensor_context
 from assets import streaming
 from resources.kafka import KafkaResource
 from resources.redis import RedisResource
+from sensors import qoe_stream
 
 
 def test_assets_and_sensor_compose() -> None:
     defs = Definitions(
         assets=streaming.ASSETS,
-        sensors=streaming.SENSORS,
+        sensors=qoe_stream.SENSORS,
         resources={"kafka": KafkaResource(), "redis": RedisResource()},
     )
     graph = defs.resolve_asset_graph()
     for key in streaming.STREAM_ASSET_KEYS:
         assert graph.get(key).parent_keys == {streaming.viewing_events.key}
         assert graph.get(key).group_name == "streaming"
+    # the sensor addresses the outputs by key (it does not import assets/): the same keys
+    assert set(qoe_stream.OBSERVED) == set(streaming.STREAM_ASSET_KEYS)
     assert "pyflink" not in sys.modules
 
 
 def test_stream_observations_metadata() -> None:
-    state = streaming.StreamState(
+    state = qoe_stream.StreamState(
         job_lag=12,
         sink_lag={"qoe-aggregates": 3, "qoe-alerts": 0},
         last_window_end={"viewers": "2026-11-24T20:01:00.000Z", "qoe": "", "alert": ""},
         alerts_last_day=0,
         read_at=datetime(2026, 11, 24, 20, 1, 30, tzinfo=UTC),
     )
-    by_key = {o.asset_key.path[0]: o.metadata for o in streaming.stream_observations(state)}
+    by_key = {o.asset_key.path[0]: o.metadata for o in qoe_stream.stream_observations(state)}
     assert by_key["concurrent_viewers"]["job_consumer_lag"].value == 12
     assert by_key["concurrent_viewers"]["redis_sink_consumer_lag"].value == 3
     assert by_key["concurrent_viewers"]["last_window_age_s"].value == 30.0
@@ -48,7 +51,7 @@ def test_sensor_observes_the_real_stack(
 ) -> None:
     kafka_resource.ensure_topics(["viewing-events", "qoe-aggregates", "qoe-alerts"])
     context = build_sensor_context(resources={"kafka": kafka_resource, "redis": redis_resource})
-    result = streaming.qoe_stream_observation_sensor(context)
+    result = qoe_stream.qoe_stream_observation_sensor(context)
     observed = {e.asset_key for e in result.asset_events}
     assert observed == set(streaming.STREAM_ASSET_KEYS)
     for event in result.asset_events:
