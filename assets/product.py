@@ -88,20 +88,6 @@ def billing_run(context: AssetExecutionContext, postgres: PostgresResource) -> M
     )
 
 
-SESSION_COLUMNS = [
-    "session_id",
-    "session_date",
-    "session_start",
-    "user_id",
-    "profile_id",
-    "title_id",
-    "device",
-    "country",
-    "watched_ms",
-    "completed",
-]
-
-
 def _silver_sessions(store: ObjectStoreResource, day: date):
     """The day's silver_playback_sessions rows as Arrow, read by delta-rs (no JVM)."""
     uri = _delta_uri(store, "silver_playback_sessions")
@@ -110,7 +96,7 @@ def _silver_sessions(store: ObjectStoreResource, day: date):
             f"no silver_playback_sessions table at {uri}; materialize the lake for {day} first"
         )
     return DeltaTable(uri).to_pyarrow_table(
-        partitions=[("session_date", "=", day.isoformat())], columns=SESSION_COLUMNS
+        partitions=[("session_date", "=", day.isoformat())], columns=list(viewing.SILVER_COLUMNS)
     )
 
 
@@ -128,17 +114,11 @@ def viewing_history(
     replacing the day in one transaction (idempotent per day)."""
     day = date.fromisoformat(context.partition_key)
     table = _silver_sessions(object_store, day)
-    columns = [table.column(name).to_pylist() for name in SESSION_COLUMNS]
-    rows = (
-        (sid, sdate, start, user, profile, title, device, country, watched or 0, bool(done))
-        for sid, sdate, start, user, profile, title, device, country, watched, done in zip(
-            *columns, strict=True
-        )
-    )
+    sessions = viewing.from_silver(table)
     started = time.perf_counter()
     with postgres.connect() as conn:
         created = viewing.ensure_partitions(conn, day, months_ahead=1)
-        copied = viewing.load_day(conn, day, rows)
+        copied = viewing.load_day(conn, day, sessions)
     seconds = time.perf_counter() - started
     with postgres.connect() as conn:
         in_postgres = viewing.day_count(conn, day)

@@ -1,39 +1,53 @@
 """Product database figures on the local stack's PostgreSQL, in a scratch database made and
 dropped by the run:
 
-- viewing-history load: rows/s of `viewing.load_day` (what the viewing_history asset runs:
-  delete the day, COPY the day, Python tuples through psycopg's copy.write_row) at each size,
-  against a baseline measured in the same run: COPY of the same rows pre-formatted as bytes
-  (PostgreSQL's own intake, no Python formatting);
+- viewing-history load: rows/s of `viewing.load_day` (what the viewing_history asset runs: the
+  day's Arrow columns as binary COPY into a day partition built aside, its two indexes, the
+  swap) over DAYS days at each size, and the WAL it wrote; against a baseline measured in the
+  same run on a sample of the same days: PostgreSQL's own intake, the same bytes pre-encoded
+  and copied into a bare table made in the same transaction (no indexes, no swap);
+- with --anatomy, where a day's load time goes: Python tuples through psycopg's write_row,
+  text COPY into a month table that already holds other days (the previous loader), and
+  the binary COPY and each index of the present one, timed apart;
 - "a profile's last 50 views" (the indexed, partition-pruned query): p50/p99 over random
-  profiles, and the EXPLAIN's partitions;
+  profiles, and the partitions in the EXPLAIN;
 - REFRESH MATERIALIZED VIEW CONCURRENTLY of the two viewing views over the loaded rows;
 - billing_run's core for a day over N subscriptions whose renewals are spread over a 30-day
   cycle (a normal day: ~N/30 renewals), and for M subscriptions all renewing that day (the
   worst day).
 
-    .venv/bin/python benchmarks/product_bench.py --rows 1000000 --subscriptions 1000000 \
-        --same-day 100000
+    .venv/bin/python benchmarks/product_bench.py --rows 1000000 5000000 10000000 \
+        --subscriptions 1000000 --same-day 1000000
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import os
 import random
+import re
 import statistics
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from netflix_assets.product import billing, migrations, viewing
+from netflix_assets.product import billing, migrations, pgcopy, viewing
 from resources.postgres import PostgresResource
 
 FIRST_DAY = date(2026, 1, 1)
 DAYS = 90
+BASELINE_EVERY = 10  # every 10th day is also copied raw, for the baseline
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def scratch(base: str) -> tuple[str, str]:
@@ -45,73 +59,165 @@ def scratch(base: str) -> tuple[str, str]:
     return name, make_conninfo(**params)
 
 
-def day_rows(day: date, count: int, profiles: int, rng: random.Random) -> list[tuple]:
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    rows = []
-    for k in range(count):
-        n = rng.randrange(profiles)
-        rows.append(
-            (
-                f"{day:%Y%m%d}-{k}",
-                day,
-                start + timedelta(seconds=rng.randrange(86_400)),
-                f"a{n // 3}",
-                f"p{n}",
-                f"t{int(rng.paretovariate(1.2)) % 5000}",
-                "tv",
-                "US",
-                rng.randrange(3_600_000),
-                rng.random() < 0.3,
-            )
-        )
-    return rows
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(numbers).cast(pa.string()), "")
 
 
-def as_copy_text(rows: list[tuple]) -> bytes:
-    out = io.StringIO()
-    for r in rows:
-        out.write(
-            f"{r[0]}\t{r[1]}\t{r[2].isoformat()}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t"
-            f"{r[8]}\t{'t' if r[9] else 'f'}\n"
-        )
-    return out.getvalue().encode()
+def day_sessions(day: date, count: int, profiles: int, seed: int) -> pa.Table:
+    """A day of sessions shaped like silver's: random profiles (3 per account), Pareto-popular
+    titles, starts spread over the day. Built by numpy/Arrow so that 10M rows take seconds."""
+    rng = np.random.default_rng(seed)
+    profile = rng.integers(0, profiles, count)
+    offsets = rng.integers(0, 86_400_000_000, count).astype("timedelta64[us]")
+    return pa.table(
+        {
+            "session_id": _ids(f"{day:%Y%m%d}-", np.arange(count)),
+            "session_date": pa.array(np.full(count, np.datetime64(day.isoformat(), "D"))),
+            "started_at": pa.array(np.datetime64(day.isoformat(), "us") + offsets).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
+            "account_id": _ids("a", profile // 3),
+            "profile_id": _ids("p", profile),
+            "title_id": _ids("t", (rng.pareto(1.2, count) * 10).astype(np.int64) % 5000),
+            "device": pa.array(np.full(count, "tv")),
+            "country": pa.array(np.full(count, "US")),
+            "watched_ms": pa.array(rng.integers(0, 3_600_000, count)),
+            "completed": pa.array(rng.random(count) < 0.3),
+        }
+    )
+
+
+def wal_bytes(conn: psycopg.Connection, since: str | None = None) -> tuple[str, int]:
+    lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+    if since is None:
+        return lsn, 0
+    return lsn, conn.execute("SELECT pg_wal_lsn_diff(%s, %s)::bigint", (lsn, since)).fetchone()[0]
+
+
+def raw_copy(dsn: str, blocks: list[bytes]) -> float:
+    """PostgreSQL's intake of pre-encoded rows: COPY FREEZE into a bare table made in the same
+    transaction, rolled back (the baseline)."""
+    started = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET LOCAL synchronous_commit = off")
+        conn.execute("CREATE TABLE product.bench_raw (LIKE product.viewing_history)")
+        statement = sql.SQL("COPY product.bench_raw ({}) FROM STDIN (FORMAT binary, FREEZE)")
+        with conn.cursor().copy(
+            statement.format(sql.SQL(", ").join(map(sql.Identifier, viewing.COLUMNS)))
+        ) as copy:
+            for block in blocks:
+                copy.write(block)
+        seconds = time.perf_counter() - started
+        conn.rollback()
+    return seconds
 
 
 def load(dsn: str, total: int, profiles: int) -> dict:
-    """Load `total` rows over DAYS days; the first half through load_day, the second half
-    as raw COPY text (the baseline), each timed on its own (generation excluded)."""
-    rng = random.Random(1)
+    """Load `total` rows over DAYS days through load_day, each day timed on its own (data
+    generation excluded); every BASELINE_EVERY-th day is also copied raw for the baseline."""
     per_day = total // DAYS
     with psycopg.connect(dsn) as conn:
         viewing.ensure_partitions(conn, FIRST_DAY, months_ahead=3)
-    timed = {"load_day": [0, 0.0], "raw_copy": [0, 0.0]}
+        start_lsn, _ = wal_bytes(conn)
+    day_seconds, raw = [], [0, 0.0]
     for d in range(DAYS):
         day = FIRST_DAY + timedelta(days=d)
-        rows = day_rows(day, per_day, profiles, rng)
-        if d % 2 == 0:
-            started = time.perf_counter()
-            with psycopg.connect(dsn) as conn:
-                viewing.load_day(conn, day, rows)
-            timed["load_day"][0] += len(rows)
-            timed["load_day"][1] += time.perf_counter() - started
-        else:
-            data = as_copy_text(rows)
-            started = time.perf_counter()
-            with (
-                psycopg.connect(dsn) as conn,
-                conn.cursor().copy(
-                    "COPY product.viewing_history (session_id, session_date, started_at, "
-                    "account_id, profile_id, title_id, device, country, watched_ms, completed) "
-                    "FROM STDIN"
-                ) as copy,
-            ):
-                for offset in range(0, len(data), 1 << 20):
-                    copy.write(data[offset : offset + (1 << 20)])
-            timed["raw_copy"][0] += len(rows)
-            timed["raw_copy"][1] += time.perf_counter() - started
+        sessions = day_sessions(day, per_day, profiles, seed=d)
+        started = time.perf_counter()
+        with psycopg.connect(dsn) as conn:
+            viewing.load_day(conn, day, sessions)
+        day_seconds.append(time.perf_counter() - started)
+        if d % BASELINE_EVERY == 0:
+            blocks = [bytes(b) for b in pgcopy.stream(sessions, viewing.FIELDS)]
+            raw[0] += per_day
+            raw[1] += raw_copy(dsn, blocks)
+    with psycopg.connect(dsn) as conn:
+        _, wal = wal_bytes(conn, start_lsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE product.viewing_history")
-    return {k: (n, s, n / s) for k, (n, s) in timed.items()}
+    seconds = sum(day_seconds)
+    tenth = DAYS // 10
+    return {
+        "rows": per_day * DAYS,
+        "seconds": seconds,
+        "rate": per_day * DAYS / seconds,
+        "raw_rate": raw[0] / raw[1],
+        "first_days_s": statistics.mean(day_seconds[:tenth]),
+        "last_days_s": statistics.mean(day_seconds[-tenth:]),
+        "wal_mb": wal / 2**20,
+    }
+
+
+def anatomy(dsn: str, rows: int, profiles: int) -> dict[str, float]:
+    """Where a day's load time goes: each way timed on the same `rows` sessions, rolled back.
+    Rates in rows/s; index builds in seconds."""
+    sessions = day_sessions(FIRST_DAY + timedelta(days=DAYS + 5), rows, profiles, seed=99)
+    names = sql.SQL(", ").join(map(sql.Identifier, viewing.COLUMNS))
+    bare = "CREATE TABLE product.bench_day (LIKE product.viewing_history INCLUDING CONSTRAINTS)"
+    with psycopg.connect(dsn) as conn:  # the previous loader's target: an indexed table that
+        conn.execute(  # already holds ten days, made in an earlier transaction
+            "CREATE TABLE product.bench_month (LIKE product.viewing_history INCLUDING ALL)"
+        )
+        conn.execute(
+            "INSERT INTO product.bench_month SELECT * FROM product.viewing_history "
+            "WHERE started_at >= %s AND started_at < %s",
+            (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC)),
+        )
+    out: dict[str, float] = {}
+
+    def copy(conn: psycopg.Connection, table: str, how: str) -> float:
+        started = time.perf_counter()
+        if how == "tuples":
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.SQL(table), names)
+            with conn.cursor().copy(statement) as stream:
+                columns = (sessions.column(n).to_pylist() for n in viewing.COLUMNS)
+                for row in zip(*columns, strict=True):
+                    stream.write_row(row)
+        else:
+            options = "FORMAT binary, FREEZE" if how == "freeze" else "FORMAT binary"
+            statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+                sql.SQL(table), names, sql.SQL(options)
+            )
+            with conn.cursor().copy(statement) as stream:
+                for block in pgcopy.stream(sessions, viewing.FIELDS):
+                    stream.write(block)
+        return rows / (time.perf_counter() - started)
+
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            conn.execute(bare)
+            out["Python tuples, write_row text COPY, bare new table"] = copy(
+                conn, "product.bench_day", "tuples"
+            )
+            conn.rollback()
+            conn.execute("SET LOCAL synchronous_commit = off")
+            conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            conn.execute(bare)
+            out["Arrow binary COPY FREEZE, bare new table"] = copy(
+                conn, "product.bench_day", "freeze"
+            )
+            for label, statement in (
+                ("primary key build, s", "ADD PRIMARY KEY (session_id, started_at)"),
+                ("profile index build, s", None),
+            ):
+                started = time.perf_counter()
+                conn.execute(
+                    f"ALTER TABLE product.bench_day {statement}"
+                    if statement
+                    else "CREATE INDEX ON product.bench_day (profile_id, started_at DESC)"
+                )
+                out[label] = time.perf_counter() - started
+            conn.rollback()
+            conn.execute("SET LOCAL synchronous_commit = off")
+            out["Arrow binary COPY into the indexed table holding 10 days"] = copy(
+                conn, "product.bench_month", "binary"
+            )
+            conn.rollback()
+    finally:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("DROP TABLE product.bench_month")
+    return out
 
 
 def last_views(dsn: str, profiles: int, queries: int) -> dict:
@@ -129,7 +235,7 @@ def last_views(dsn: str, profiles: int, queries: int) -> dict:
             conn.execute(viewing.last_views_sql(), (profile, since), prepare=True).fetchall()
             times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    scanned = sorted({w for w in plan.split() if w.startswith("viewing_history_20")})
+    scanned = sorted(set(re.findall(r"\bviewing_history_\d{4}_\d{2}_\d{2}\b", plan)))
     return {
         "p50_ms": statistics.median(times),
         "p99_ms": times[int(len(times) * 0.99) - 1],
@@ -203,26 +309,50 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
     parser.add_argument("--same-day", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--anatomy", action="store_true", help="time a day's load step by step")
+    parser.add_argument("--dsn", help="another PostgreSQL than the stack's (a scratch cluster)")
     args = parser.parse_args()
-    base = PostgresResource().conninfo()
+    base = args.dsn or PostgresResource().conninfo()
+    with psycopg.connect(base) as conn:
+        settings = conn.execute(
+            "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) "
+            "FROM pg_settings WHERE name IN ('wal_level', 'max_wal_size', 'shared_buffers', "
+            "'checkpoint_timeout', 'synchronous_commit')"
+        ).fetchone()[0]
+    print(f"server: {settings}")
     for total in args.rows:
         name, dsn = scratch(base)
         try:
             migrations.migrate(dsn)
+            print(f"rows={total:,} load average before: {load_average()}", flush=True)
             loaded = load(dsn, total, args.profiles)
-            for kind, (n, s, rate) in loaded.items():
-                print(f"rows={total:,} {kind:9s}: {n:,} rows in {s:.2f} s = {rate:,.0f} rows/s")
-            ratio = loaded["load_day"][2] / loaded["raw_copy"][2]
-            print(f"rows={total:,} load_day / raw COPY rate: {ratio:.2f}")
+            print(
+                f"rows={total:,} load_day: {loaded['rows']:,} rows in {loaded['seconds']:.2f} s "
+                f"= {loaded['rate']:,.0f} rows/s; raw COPY baseline {loaded['raw_rate']:,.0f} "
+                f"rows/s; load_day / raw COPY {loaded['rate'] / loaded['raw_rate']:.2f}; "
+                f"a day first tenth {loaded['first_days_s']:.3f} s, last tenth "
+                f"{loaded['last_days_s']:.3f} s; WAL {loaded['wal_mb']:,.0f} MB; "
+                f"load average {load_average()}",
+                flush=True,
+            )
+            if args.anatomy:
+                for label, value in anatomy(dsn, total // DAYS, args.profiles).items():
+                    unit = "" if label.endswith(", s") else " rows/s"
+                    print(f"rows={total:,} anatomy: {label}: {value:,.2f}{unit}", flush=True)
             q = last_views(dsn, args.profiles, args.queries)
+            days = q["partitions_in_plan"]
             print(
                 f"rows={total:,} last 50 views: p50 {q['p50_ms']:.3f} ms, p99 {q['p99_ms']:.3f} "
-                f"ms, max {q['max_ms']:.2f} ms; partitions in plan {q['partitions_in_plan']}"
+                f"ms, max {q['max_ms']:.2f} ms; {len(days)} day partitions in plan "
+                f"({days[0] if days else '-'} .. {days[-1] if days else '-'})",
+                flush=True,
             )
             r = refresh(dsn)
             print(
                 f"rows={total:,} refresh concurrently: "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in r.items())
+                + f"; load average {load_average()}",
+                flush=True,
             )
             if total == args.rows[-1]:
                 for count, spread in ((args.subscriptions, 30), (args.same_day, 1)):
@@ -234,7 +364,8 @@ def main() -> None:
                         f"day(s): {b['billing_s']:.2f} s ({b['invoices']:,} invoices, "
                         f"{b['attempts']:,} attempts, {b['failed']:,} failed); re-run "
                         f"{b['rerun_s']:.2f} s, {b['rerun_invoices']} invoices; setup "
-                        f"{b['setup_s']:.1f} s"
+                        f"{b['setup_s']:.1f} s; load average {load_average()}",
+                        flush=True,
                     )
         finally:
             with psycopg.connect(base, autocommit=True) as conn:

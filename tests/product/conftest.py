@@ -45,3 +45,9 @@ def product_dsn(postgres_resource: PostgresResource) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def product_db(product_dsn: str) -> PostgresResource:
     return PostgresResource(dsn=product_dsn)
+
+
+@pytest.fixture
+def fresh_dsn(postgres_resource: PostgresResource) -> Iterator[str]:
+    """A database with nothing in it, for one test."""
+    yield from scratch_database(postgres_resource)
