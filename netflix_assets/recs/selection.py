@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from scipy.sparse import csr_matrix
 
 from netflix_assets.recs import als, generators, two_stage
 from netflix_assets.recs.evaluation import K, Split, leave_latest_out
-from netflix_assets.recs.generators import ItemItem, standardized, user_scores
+from netflix_assets.recs.generators import FactorMoments, ItemItem, standardized, user_scores
 
 GRIDS: dict[str, list[dict[str, float]]] = {
     "als": [
@@ -76,7 +77,15 @@ class Fitted:
             weight = float(self.params["weight"])
         else:
             (u, t), item, weight = self.factors or (None, None), self.item_item, 0.0
-        return user_scores(self.name, None if u is None else u[user], t, item, seen, weight)
+        moments = self.moments if self.parts is not None else None
+        return user_scores(
+            self.name, None if u is None else u[user], t, item, seen, weight, moments
+        )
+
+    @cached_property
+    def moments(self) -> FactorMoments:
+        """A blend's ALS title-factor moments, made once (the service reads them prepared)."""
+        return FactorMoments.of(self.parts[0].factors[1])
 
 
 def blend(als_model: Fitted, item_model: Fitted, weight: float) -> Fitted:

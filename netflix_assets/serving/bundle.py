@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from netflix_assets.recs import ranker
-from netflix_assets.recs.generators import ItemItem
+from netflix_assets.recs.generators import FactorMoments, ItemItem
 from netflix_assets.recs.two_stage import Pipeline, TitleTable
 
 Manifest = dict[str, str]
@@ -51,6 +51,7 @@ class Bundle:
     pipeline: Pipeline = field(default_factory=Pipeline)
     item_item: ItemItem | None = None  # the item-item generator (EASE / RP3beta), if served
     blend_weight: float = 0.5
+    moments: FactorMoments | None = None  # of title_factors, for a blend (prepared once)
 
     def user(self, user_id: str) -> int | None:
         """The user's row, by binary search over the sorted ids (no 1M-entry dict to build

@@ -20,6 +20,8 @@ Layout of one prepared release, `<root>/<key>/`:
     probe_rows.npy, probe_scores.npy
     item_item_{indptr,indices,data}.npy   the EASE / RP3beta matrix in title_ids order, CSR
                           (only when the release's generator uses one)
+    title_moment_{mean,second}.npy   the title factors' first two moments (with the
+                          item-item matrix), so a blend standardizes ALS scores in O(f^2)
 
 A directory is written under a temporary name and renamed into place only when complete, so a
 preparation killed half-way leaves nothing that can be opened; the next attempt starts afresh.
@@ -50,7 +52,7 @@ from scipy.sparse import csr_matrix
 
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
-from netflix_assets.recs.generators import ItemItem
+from netflix_assets.recs.generators import FactorMoments, ItemItem
 from netflix_assets.recs.two_stage import Pipeline, TitleTable
 from netflix_assets.serving.bundle import Bundle, Manifest
 from resources.object_store import ObjectStoreResource
@@ -67,6 +69,10 @@ to 7.8 ms (each request reads the 12.8 MB of title factors), and an unpaced prep
 move in 1 MiB steps over about two seconds; a swap takes that much longer."""
 
 CHUNK = 2**20
+LAYOUT = 2
+"""The prepared layout's version, part of every directory's name: a server restarted on newer
+code prepares its release afresh instead of opening a directory that lacks newer arrays (layout 2
+added the title-factor moments)."""
 MARKER = ".netflix-assets-prepared-release"
 """A file in every directory `prepare` makes: the only directories `prune` may remove."""
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -119,7 +125,7 @@ def key(version: str, manifest: Manifest, store: ObjectStoreResource) -> str:
     """The directory name of a release: a digest of its version and where its files are, so two
     stores that both hold a "v1" never share a prepared directory."""
     where = [store.uri(manifest[k]) for k in ("als_key", "ranker_key", "titles_key")]
-    blob = json.dumps([version, sorted(manifest.items()), where])
+    blob = json.dumps([LAYOUT, version, sorted(manifest.items()), where])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -181,10 +187,13 @@ def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreResour
             )
         if order is not None:
             weights = weights[order][:, order].tocsr()
+        moments = FactorMoments.of(arrays["title_factors"])
         arrays |= {
             "item_item_indptr": weights.indptr,
             "item_item_indices": weights.indices,
             "item_item_data": weights.data.astype(np.float32),
+            "title_moment_mean": moments.mean,
+            "title_moment_second": moments.second,
         }
     del als
     shutil.rmtree(out / "download", ignore_errors=True)
@@ -254,7 +263,14 @@ def open_bundle(path: Path) -> Bundle:
         pipeline=Pipeline.from_manifest(meta),
         item_item=_item_item(path, len(array("title_ids"))),
         blend_weight=float(meta.get("blend_weight", 0.5)),
+        moments=_moments(path),
     )
+
+
+def _moments(path: Path) -> FactorMoments | None:
+    if not (path / "title_moment_mean.npy").exists():
+        return None
+    return FactorMoments(*(np.load(path / f"title_moment_{n}.npy") for n in ("mean", "second")))
 
 
 def _item_item(path: Path, titles: int) -> ItemItem | None:

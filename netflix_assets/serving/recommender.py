@@ -66,6 +66,7 @@ def recommend(
         bundle.item_item,
         seen_idx,
         bundle.blend_weight,
+        bundle.moments,
     )
     if scores is None:
         return cold_start(bundle, seen_idx, k)
