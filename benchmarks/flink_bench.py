@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from netflix_assets import settings  # noqa: E402
+from netflix_assets.clients.kafka import KafkaSettings  # noqa: E402
 
 EVENT_MIX = [
     ("heartbeat", 86),
@@ -97,11 +98,16 @@ def _payload_pool(size: int = 65_536) -> list[tuple[bytes, bytes, bytes, bytes]]
     return pool
 
 
+def kafka_conf(bootstrap: str) -> dict:
+    """librdkafka connection and SASL settings (netflix_assets.clients.kafka)."""
+    return KafkaSettings.from_env(bootstrap_servers=bootstrap).confluent()
+
+
 def produce(bootstrap: str, topic: str, rate: int, seconds: float, counter) -> None:
     """One producer process pacing batches every 10 ms; event_ts is the wall clock."""
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka_conf(bootstrap),
             "linger.ms": 20,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
@@ -136,7 +142,7 @@ def produce(bootstrap: str, topic: str, rate: int, seconds: float, counter) -> N
 
 
 def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({**kafka_conf(bootstrap), "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return sum(max(tp.offset, 0) for tp in tps)
@@ -148,7 +154,7 @@ def measure_results(bootstrap: str, topics: list[str], stop: threading.Event, ou
     """Delay from window end to the moment a result is read here, per record kind."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka_conf(bootstrap),
             "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -183,7 +189,7 @@ def main() -> int:
     bootstrap = settings.kafka_bootstrap()
     run = uuid.uuid4().hex[:8]
     topics = {k: f"bench-qoe-{k}-{run}" for k in ("events", "aggregates", "alerts")}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_conf(bootstrap))
     for future in admin.create_topics(
         [
             NewTopic(topics["events"], 4, 1),

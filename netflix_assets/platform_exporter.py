@@ -92,13 +92,11 @@ class KafkaLagCollector(_Source):
     name = "kafka"
 
     def __init__(self, bootstrap_servers: str, timeout_s: float = 5.0) -> None:
-        from confluent_kafka import Consumer
-        from confluent_kafka.admin import AdminClient
+        from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
 
-        self.admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-        self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap_servers, "group.id": "netflix-assets-exporter"}
-        )
+        kafka = KafkaClient(KafkaSettings.from_env(bootstrap_servers=bootstrap_servers))
+        self.admin = kafka.admin()
+        self.consumer = kafka.consumer("netflix-assets-exporter")
         self.timeout_s = timeout_s
 
     def collect_metrics(self) -> Iterator[Metric]:

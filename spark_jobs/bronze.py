@@ -15,6 +15,7 @@ import os
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from netflix_assets.clients.kafka import KafkaSettings
 from netflix_assets.offsets import OffsetsLost, offset_gaps
 
 OffsetRange = dict[int, tuple[int, int]]
@@ -90,12 +91,18 @@ def range_version(plan: OffsetRange) -> int:
     return sum(end for _, end in plan.values())
 
 
-def read_range(spark: SparkSession, bootstrap: str, topic: str, plan: OffsetRange) -> DataFrame:
+def read_range(
+    spark: SparkSession, kafka: str | KafkaSettings, topic: str, plan: OffsetRange
+) -> DataFrame:
+    """The plan's exact offsets as Kafka rows. `kafka` is the cluster's settings, or its
+    bootstrap servers with authentication from the environment / local stack."""
+    if isinstance(kafka, str):
+        kafka = KafkaSettings.from_env(bootstrap_servers=kafka)
     starting = json.dumps({topic: {str(p): s for p, (s, _) in plan.items()}})
     ending = json.dumps({topic: {str(p): e for p, (_, e) in plan.items()}})
     return (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
+        .options(**kafka.spark_options())
         .option("assign", json.dumps({topic: sorted(plan)}))
         .option("startingOffsets", starting)
         .option("endingOffsets", ending)

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from resources.kafka import KafkaResource
+from netflix_assets.clients.kafka import KafkaClient
 from schema import topics
 from streaming.simulator import SimConfig, Simulator
 
@@ -24,7 +24,7 @@ class ProduceReport:
 
 
 def produce_simulated(
-    kafka: KafkaResource,
+    kafka: KafkaClient,
     config: SimConfig,
     rate: float | None = None,
     topic: str = topics.VIEWING_EVENTS,

@@ -22,6 +22,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from netflix_assets import settings  # noqa: E402
+from netflix_assets.clients.kafka import KafkaSettings  # noqa: E402
 from streaming.qoe_sql import (  # noqa: E402
     QoeConfig,
     Thresholds,
@@ -46,14 +47,15 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
 
 
 def connector_jars(spec: str) -> list[str]:
-    """`auto`: the flink jar group from the download cache; `none`: the cluster provides the
-    connector (flink run -j); otherwise a comma-separated list of jar paths."""
+    """`auto`: the flink jar group the bootstrap resolved (or NETFLIX_ASSETS_FLINK_JARS);
+    `none`: the cluster provides the connector (flink run -j); otherwise a comma-separated
+    list of jar paths."""
     if spec == "none":
         return []
     if spec == "auto":
-        from netflix_assets.stack import jars
+        from netflix_assets import settings
 
-        return [str(j) for j in jars.resolve("flink")]
+        return settings.jars("flink")
     return [str(Path(p).resolve()) for p in spec.split(",") if p]
 
 
@@ -83,6 +85,9 @@ def flink_settings(args: argparse.Namespace, restore_from: Path | None) -> dict[
 def config_from_args(args: argparse.Namespace) -> QoeConfig:
     return QoeConfig(
         bootstrap_servers=args.bootstrap_servers,
+        kafka_properties=KafkaSettings.from_env(
+            bootstrap_servers=args.bootstrap_servers
+        ).flink_properties(),
         events_topic=args.events_topic,
         aggregates_topic=args.aggregates_topic,
         alerts_topic=args.alerts_topic,
@@ -150,6 +155,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--jars", default="auto", help="auto, none, or comma-separated jar paths")
     p.add_argument("--print-sql", action="store_true", help="print the statements and exit")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once the job is submitted (`flink run` to a cluster); the cluster runs it",
+    )
     return p
 
 
@@ -188,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     job_id = result.get_job_client().get_job_id()
     restored = f" from {restore_from}" if restore_from else ""
     print(f"qoe_job: running job {job_id}{restored}", flush=True)
+    if args.detach:
+        return 0
     result.wait()
     print(f"qoe_job: job {job_id} finished", flush=True)
     return 0

@@ -71,6 +71,12 @@ class QoeConfig:
     # transactions committed on checkpoints: results are visible one checkpoint later).
     delivery: str = "at-least-once"
     transactional_id_prefix: str = "qoe-job"
+    # The connector's security settings (`properties.security.protocol`, SASL mechanism and
+    # JAAS line) from netflix_assets.clients.kafka; empty only for an unauthenticated cluster.
+    kafka_properties: dict[str, str] = field(default_factory=dict)
+
+    def connector_properties(self) -> dict[str, str]:
+        return {"properties.bootstrap.servers": self.bootstrap_servers, **self.kafka_properties}
 
     def __post_init__(self) -> None:
         if self.delivery not in ("at-least-once", "exactly-once"):
@@ -115,7 +121,7 @@ def source_ddl(cfg: QoeConfig) -> str:
     options = {
         "connector": "kafka",
         "topic": cfg.events_topic,
-        "properties.bootstrap.servers": cfg.bootstrap_servers,
+        **cfg.connector_properties(),
         "properties.group.id": cfg.group_id,
         "properties.auto.offset.reset": "earliest",
         "scan.startup.mode": cfg.startup_mode,
@@ -179,7 +185,7 @@ def _sink_options(cfg: QoeConfig, topic: str, sink: str) -> dict[str, str]:
     options = {
         "connector": "kafka",
         "topic": topic,
-        "properties.bootstrap.servers": cfg.bootstrap_servers,
+        **cfg.connector_properties(),
         "key.format": "raw",
         "key.fields": "title_id",
         "value.format": "json",

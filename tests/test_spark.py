@@ -34,7 +34,7 @@ def test_kafka_source_reads_offset_range(
     offsets = json.dumps({unique_topic: {"0": 0, "1": 0}})
     df = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", kafka_resource.bootstrap_servers)
+        .options(**kafka_resource.spark_options())
         .option("subscribe", unique_topic)
         .option("startingOffsets", offsets)
         .option("endingOffsets", "latest")

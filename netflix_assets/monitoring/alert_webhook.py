@@ -193,11 +193,10 @@ def make_server(host: str, port: int, sink: AlertSink) -> ThreadingHTTPServer:
 
 def kafka_publisher(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> Publish:
     """A publisher on an idempotent producer that waits for every record's acknowledgement."""
-    from confluent_kafka import Producer
+    from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
 
-    producer = Producer(
-        {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all"}
-    )
+    kafka = KafkaClient(KafkaSettings.from_env(bootstrap_servers=bootstrap_servers))
+    producer = kafka.producer(**{"linger.ms": 5, "compression.type": "none"})
 
     def publish(records: list[tuple[bytes, bytes]]) -> None:
         errors: list[str] = []

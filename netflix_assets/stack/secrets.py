@@ -12,10 +12,12 @@ import secrets
 from pathlib import Path
 
 from netflix_assets import settings
+from netflix_assets.clients import kafka as kafka_client
 from netflix_assets.stack.errors import StackError
 
 POSTGRES_PASSWORD = settings.POSTGRES_PASSWORD_SECRET
 REDIS_PASSWORD = settings.REDIS_PASSWORD_SECRET
+KAFKA_PASSWORD = kafka_client.PASSWORD_SECRET
 
 
 def ensure(name: str) -> str:

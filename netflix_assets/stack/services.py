@@ -12,12 +12,15 @@ import hashlib
 import os
 import pwd
 import shutil
+import socket
 import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from netflix_assets import settings
+from netflix_assets.clients import kafka as kafka_client
+from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
 from netflix_assets.stack import jars, secrets
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.process import (
@@ -128,7 +131,19 @@ def _require(binary: str, package: str) -> str:
 
 
 class KafkaService(Service):
-    """Apache Kafka in KRaft mode, one node acting as broker and controller."""
+    """Apache Kafka in KRaft mode, one node acting as broker and controller.
+
+    Clients authenticate with SASL/SCRAM-SHA-512 on the loopback listener, as user `netflix`
+    with the password generated into <state>/secrets (docs/SECURITY.md). The SCRAM credential is
+    written into the metadata log at format time (`format --add-scram`); a state folder formatted
+    by an older `stack up` (PLAINTEXT, no credential) is migrated in place, topics and offsets
+    kept: the broker is started once on a temporary PLAINTEXT listener on a free loopback port,
+    the credential is upserted through the admin API, and the broker is stopped again. A file
+    records a hash of the credential, so a changed password is upserted the same way and a
+    migrated folder is never migrated twice."""
+
+    MECHANISM = kafka_client.DEFAULT_MECHANISM
+    LISTENER = "SASL_PLAINTEXT"
 
     def __init__(self) -> None:
         ports = settings.ports()
@@ -146,35 +161,84 @@ class KafkaService(Service):
     def config(self) -> Path:
         return self.home / "server.properties"
 
-    def _properties(self) -> str:
-        host = settings.HOST
-        return "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers={host}:{self.controller_port}",
-                f"listeners=PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{host}:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={self.home / 'data'}",
-                "num.partitions=1",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=false",
-                # No time-based retention: simulated history (a backfill of last month) carries
-                # its event times as record timestamps, and a 7-day limit deleted it at the
-                # next retention check, minutes after it was produced. Size bounds the disk.
-                "log.retention.ms=-1",
-                f"log.retention.bytes={2 * 1024**3}",
-                "",
-            ]
+    @property
+    def credential_marker(self) -> Path:
+        return self.home / "scram-credential.sha256"
+
+    def _credential(self) -> tuple[str, str]:
+        return kafka_client.DEFAULT_USER, secrets.ensure(secrets.KAFKA_PASSWORD)
+
+    def _credential_digest(self) -> str:
+        user, password = self._credential()
+        return hashlib.sha256(f"{self.MECHANISM}:{user}:{password}".encode()).hexdigest()
+
+    def _credential_current(self) -> bool:
+        try:
+            return self.credential_marker.read_text().strip() == self._credential_digest()
+        except FileNotFoundError:
+            return False
+
+    def client_settings(self, port: int | None = None) -> KafkaSettings:
+        """The stack's own clients: the local credential, whatever the environment says."""
+        user, password = self._credential()
+        return KafkaSettings(
+            bootstrap_servers=f"{settings.HOST}:{port or self.port}",
+            security_protocol=self.LISTENER,
+            sasl_mechanism=self.MECHANISM,
+            sasl_username=user,
+            sasl_password=password,
         )
+
+    def _properties(self, listener: str, port: int) -> str:
+        """server.properties with one client listener: SASL_PLAINTEXT normally, or a PLAINTEXT
+        one named MIGRATION while a credential is added to an old state folder. The controller
+        listener stays PLAINTEXT on loopback: only this node's own broker connects to it."""
+        host = settings.HOST
+        protocol = "PLAINTEXT" if listener == "MIGRATION" else listener
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={host}:{self.controller_port}",
+            f"listeners={listener}://{host}:{port},CONTROLLER://{host}:{self.controller_port}",
+            f"advertised.listeners={listener}://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            f"inter.broker.listener.name={listener}",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{protocol}",
+        ]
+        if protocol.startswith("SASL_"):
+            prefix = f"listener.name.{listener.lower()}.{self.MECHANISM.lower()}"
+            jaas = self.client_settings().jaas_config()
+            lines += [
+                f"sasl.enabled.mechanisms={self.MECHANISM}",
+                f"sasl.mechanism.inter.broker.protocol={self.MECHANISM}",
+                # The broker's own connections to its listener log in as the stack's user.
+                f"{prefix}.sasl.jaas.config={jaas}",
+            ]
+        lines += [
+            f"log.dirs={self.home / 'data'}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            # No time-based retention: simulated history (a backfill of last month) carries
+            # its event times as record timestamps, and a 7-day limit deleted it at the
+            # next retention check, minutes after it was produced. Size bounds the disk.
+            "log.retention.ms=-1",
+            f"log.retention.bytes={2 * 1024**3}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _write_config(self, path: Path, text: str) -> None:
+        """0600 from the start: the file holds the broker's SCRAM password."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        path.chmod(0o600)
 
     def _java(self) -> list[str]:
         java = _require("java", "openjdk-17-jre-headless")
@@ -190,10 +254,25 @@ class KafkaService(Service):
             jars.classpath("kafka"),
         ]
 
+    def up(self) -> str:
+        """A broker still running with an older configuration (no SCRAM credential recorded, or
+        another password) is stopped first, so `stack up` migrates it instead of reporting a
+        broker its clients cannot log in to."""
+        if self.running() and not self._credential_current():
+            self.down()
+            return f"restarted with SASL/SCRAM: {super().up()}"
+        return super().up()
+
     def prepare(self) -> None:
-        self.config.write_text(self._properties())
-        if (self.home / "data" / "meta.properties").exists():
-            return
+        self._write_config(self.config, self._properties(self.LISTENER, self.port))
+        if not (self.home / "data" / "meta.properties").exists():
+            self._format()
+        elif not self._credential_current():
+            self._add_credential_in_place()
+        self.credential_marker.write_text(self._credential_digest() + "\n")
+
+    def _format(self) -> None:
+        user, password = self._credential()
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             *self._java(),
@@ -204,26 +283,85 @@ class KafkaService(Service):
             cluster_id,
             "-c",
             str(self.config),
+            "--add-scram",
+            f"{self.MECHANISM}=[name={user},password={password}]",
         ]
         result = run(cmd, "formatting Kafka's KRaft storage", SETUP_TIMEOUT_S)
         if result.returncode != 0:
-            raise StackError(
-                f"formatting Kafka's KRaft storage failed:\n{result.stdout}{result.stderr}"
+            output = f"{result.stdout}{result.stderr}".replace(password, "<password>")
+            raise StackError(f"formatting Kafka's KRaft storage failed:\n{output}")
+
+    def _add_credential_in_place(self) -> None:
+        """Upsert the SCRAM credential into an existing metadata log through a temporary
+        PLAINTEXT listener on a free loopback port (nothing else knows that port)."""
+        from confluent_kafka.admin import (
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        port = _free_port()
+        migration = self.home / "migration.properties"
+        self._write_config(migration, self._properties("MIGRATION", port))
+        log = self.home / "kafka-migration.log"
+        pid = spawn([*self._java(), "kafka.Kafka", str(migration)], log)
+        admin = None
+        try:
+
+            def answers() -> bool:
+                nonlocal admin
+                # No marker: a JVM's command line reads empty for a moment after exec.
+                if not alive(pid, ""):
+                    raise StackError(
+                        f"Kafka exited while receiving its SCRAM credential; log {log}:\n"
+                        f"{log_tail(log)}"
+                    )
+                if not port_open(port):
+                    return False
+                if admin is None:
+                    plain = KafkaSettings(f"{settings.HOST}:{port}", security_protocol="PLAINTEXT")
+                    admin = KafkaClient(plain).admin()
+                try:
+                    admin.list_topics(timeout=2)
+                except Exception:
+                    return False
+                return True
+
+            if not wait_until(answers, self.start_timeout_s):
+                raise StackError(
+                    "Kafka did not come up to receive its SCRAM credential within "
+                    f"{self.start_timeout_s:.0f}s; log {log}:\n{log_tail(log)}"
+                )
+            user, password = self._credential()
+            mechanism = getattr(ScramMechanism, self.MECHANISM.replace("-", "_"))
+            info = ScramCredentialInfo(mechanism, 8192)
+            futures = admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(user, info, password.encode())]
             )
+            for future in futures.values():
+                future.result(SETUP_TIMEOUT_S)
+        finally:
+            del admin  # closes its connections before the broker goes away
+            terminate(pid)
+            migration.unlink(missing_ok=True)
 
     def start(self) -> int:
         return spawn([*self._java(), "kafka.Kafka", str(self.config)], self.log)
 
     def healthy(self) -> bool:
-        if not super().healthy():
+        if not super().healthy() or not self._credential_current():
             return False
-        from confluent_kafka.admin import AdminClient
-
         try:
-            AdminClient({"bootstrap.servers": self.endpoint}).list_topics(timeout=2)
+            KafkaClient(self.client_settings()).admin().list_topics(timeout=2)
         except Exception:
             return False
         return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((settings.HOST, 0))
+        return sock.getsockname()[1]
 
 
 class RedisService(Service):

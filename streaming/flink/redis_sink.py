@@ -282,10 +282,12 @@ def run(
     import redis
     from confluent_kafka import Consumer
 
+    from netflix_assets.clients.kafka import KafkaSettings
+
     client = redis.Redis.from_url(redis_url)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap_servers,
+            **KafkaSettings.from_env(bootstrap_servers=bootstrap_servers).confluent(),
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

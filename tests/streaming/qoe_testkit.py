@@ -16,6 +16,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from netflix_assets.clients.kafka import KafkaSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLINK_PYTHON = Path(
     os.environ.get("NETFLIX_ASSETS_FLINK_PYTHON", REPO_ROOT / ".venv-flink" / "bin" / "python")
@@ -113,11 +115,16 @@ def expected_viewers(
     return {key: len(ids) for key, ids in sessions.items()}
 
 
+def kafka_conf(bootstrap: str) -> dict[str, Any]:
+    """librdkafka connection and SASL settings for the broker (netflix_assets.clients.kafka)."""
+    return KafkaSettings.from_env(bootstrap_servers=bootstrap).confluent()
+
+
 def produce(bootstrap: str, topic: str, messages: list[dict[str, Any] | bytes]) -> None:
     """Writes in order to partition 0 (the test topics have one partition)."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer({**kafka_conf(bootstrap), "enable.idempotence": True})
     for message in messages:
         if isinstance(message, bytes):
             producer.produce(topic, value=message, partition=0)
@@ -138,7 +145,7 @@ def read_all(bootstrap: str, topic: str, read_committed: bool = True) -> list[di
 
 def committed_offset(bootstrap: str, topic: str, group_id: str) -> int:
     """Sum of a group's committed offsets over a topic (the Flink source commits on checkpoint)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
+    consumer = Consumer({**kafka_conf(bootstrap), "group.id": group_id})
     try:
         meta = consumer.list_topics(topic, timeout=10)
         tps = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]

@@ -22,6 +22,7 @@ from qoe_testkit import (
     REPO_ROOT,
     committed_offset,
     expected_viewers,
+    kafka_conf,
     kill_job,
     produce,
     read_all,
@@ -68,7 +69,7 @@ JOB_ARGS = [
 
 
 def end_offset(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "qoe-test-end-offsets"})
+    consumer = Consumer({**kafka_conf(bootstrap), "group.id": "qoe-test-end-offsets"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(
