@@ -1,6 +1,7 @@
 """Experiments: definitions -> exposures (Kafka) -> gold_experiment_daily -> experiment_results.
 
-`experiment_definitions` validates the experiments file and snapshots it; `experiment_exposures`
+`experiment_definitions` validates the experiments file and defines it in PostgreSQL (where the
+recommendation service and every asset here read the experiments); `experiment_exposures`
 triages a day of exposure events from the topic (quarantining the rest with their reason);
 `gold_experiment_daily` joins first exposures with gold_user_daily; `experiment_results` reads
 every day so far and writes the cumulative readout, with the sample-ratio check blocking and the
@@ -8,7 +9,6 @@ cumulative-effect plot in its metadata. The statistics are `netflix_assets.exper
 """
 
 import datetime as dt
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +29,7 @@ from dagster import (
 from pydantic import Field
 from pyspark.sql import functions as F
 
+from netflix_assets.experiments import registry as experiment_registry
 from netflix_assets.experiments.analysis import analyze
 from netflix_assets.experiments.definitions import Experiment, load_registry
 from netflix_assets.experiments.exposures import EXPOSURES_TOPIC, triage
@@ -38,13 +39,13 @@ from netflix_assets.run_profiles import SPARK_TAGS
 from netflix_assets.settings import REPO_ROOT
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
+from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from spark_jobs import delta_io
 from spark_jobs import experiments as gold_experiments
 from spark_jobs.paths import table_uri
 
 GROUP = "experiments"
-SNAPSHOT_KEY = "experiments/definitions.json"
 DEFAULT_FILE = os.environ.get(
     "NETFLIX_ASSETS_EXPERIMENTS_FILE", str(REPO_ROOT / "deploy" / "experiments.yml")
 )
@@ -58,18 +59,22 @@ class ExposuresConfig(Config):
     topic: str = Field(default=EXPOSURES_TOPIC, description="Kafka topic of exposure events.")
 
 
-def _registry(object_store: ObjectStoreResource) -> dict[str, Experiment]:
-    return load_registry(object_store.get_bytes(SNAPSHOT_KEY).decode())
+def _registry(postgres: PostgresResource) -> dict[str, Experiment]:
+    with postgres.connect() as conn:
+        return experiment_registry.load(conn)
 
 
-@asset(group_name=GROUP, kinds={"yaml"})
+@asset(group_name=GROUP, kinds={"yaml", "postgres"})
 def experiment_definitions(
-    config: ExperimentsFileConfig, object_store: ObjectStoreResource
+    config: ExperimentsFileConfig, postgres: PostgresResource
 ) -> MaterializeResult:
-    """The experiments file, validated (shares, overlap, salts, dates, metrics) and snapshotted."""
-    registry = load_registry(Path(config.path).read_text(), gold_experiments.METRICS)
-    snapshot = {"experiments": [e.to_dict() for e in registry.values()]}
-    uri = object_store.put_bytes(json.dumps(snapshot, indent=2).encode(), SNAPSHOT_KEY)
+    """The experiments file, validated (shares, overlap with what is defined, salts, dates,
+    metrics, serving parameters) and defined in PostgreSQL; the table lists every experiment
+    defined there."""
+    wanted = load_registry(Path(config.path).read_text(), gold_experiments.METRICS)
+    with postgres.connect() as conn:
+        defined = experiment_registry.define(conn, wanted.values(), gold_experiments.METRICS)
+        registry = experiment_registry.load(conn)
     table = (
         "| experiment | variants | dates | primary | guardrails |\n|---|---|---|---|---|\n"
         + "".join(
@@ -79,7 +84,12 @@ def experiment_definitions(
         )
     )
     return MaterializeResult(
-        metadata={"uri": MetadataValue.path(uri), "experiments": MetadataValue.md(table)}
+        metadata={
+            "created": defined.created,
+            "updated": defined.updated,
+            "unchanged": len(defined.unchanged),
+            "experiments": MetadataValue.md(table),
+        }
     )
 
 
@@ -98,10 +108,11 @@ def experiment_exposures(
     kafka: KafkaResource,
     spark: SparkResource,
     object_store: ObjectStoreResource,
+    postgres: PostgresResource,
 ):
     """The day's exposure events (by Kafka timestamp) split into valid and quarantined."""
     day = dt.date.fromisoformat(context.partition_key)
-    registry = _registry(object_store)
+    registry = _registry(postgres)
     values = list(_read_day(kafka, config.topic, day))
     valid, quarantined = triage(values, registry)
     session = spark.get_session()
@@ -179,11 +190,14 @@ def _read_with_times(kafka: KafkaResource, consumer, topic: str, since_ms: int):
     op_tags=SPARK_TAGS,
 )
 def gold_experiment_daily(
-    context: AssetExecutionContext, spark: SparkResource, object_store: ObjectStoreResource
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+    postgres: PostgresResource,
 ) -> MaterializeResult:
     """One row per exposed profile, running experiment and day, with pre-period covariates."""
     day = dt.date.fromisoformat(context.partition_key)
-    registry = _registry(object_store)
+    registry = _registry(postgres)
     session = spark.get_session()
     exposures = (
         session.read.format("delta")
@@ -217,11 +231,14 @@ def gold_experiment_daily(
     check_specs=[AssetCheckSpec("sample_ratio_matches", asset="experiment_results", blocking=True)],
 )
 def experiment_results(
-    context: AssetExecutionContext, spark: SparkResource, object_store: ObjectStoreResource
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    object_store: ObjectStoreResource,
+    postgres: PostgresResource,
 ):
     """Each running experiment's cumulative readout up to the day (every day's row kept)."""
     day = dt.date.fromisoformat(context.partition_key)
-    registry = _registry(object_store)
+    registry = _registry(postgres)
     session = spark.get_session()
     daily = (
         session.read.format("delta")

@@ -1,77 +1,179 @@
-"""Cost of the recommendation service's Prometheus instrumentation, per request and per scrape.
+"""Serving p99 with Prometheus metrics on vs off: two real `netflix-assets serve` processes, one
+with metrics (and a scraper reading /metrics every --scrape-seconds), one `--no-metrics`, on the
+same release and Redis, loaded in turn.
 
-The service (netflix_assets/serving/app.py) has no switch to turn metrics off, so this measures
-what metrics add: per request, one `Histogram.observe` and one labelled `Counter.inc` (the same
-metric definitions and buckets as the service); per scrape, `generate_latest` of that registry,
-which holds the GIL while it runs. Baseline in the same run: the same loop without the metric
-calls. Ratios are against the service's 10 ms p99 target.
+Each run alternates segments of --segment-seconds open-loop load at --rps between the two
+servers (on, off, off, on, ...), so a change in the host's load hits both alike; the figure is
+the p99 over the run's "on" segments against the p99 over its "off" segments (latency from each
+request's scheduled send time, so queueing counts). Both servers serve without experiments,
+so only the metrics differ. The load generator, release and Redis fill are serving_bench's
+(a smaller release by default: the cost of metrics does not depend on the model's size).
+Needs Redis (`netflix-assets stack up redis`); uses Redis database 14.
 
-    .venv/bin/python benchmarks/metrics_overhead_bench.py [--requests 200000] [--repeat 3]
+    .venv/bin/python benchmarks/metrics_overhead_bench.py [--runs 3] [--rps 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import httpx
+import numpy as np
+import redis
+import serving_bench  # this folder's, on sys.path when run as a script
 
-BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
-OUTCOMES = ("ok", "cold_start", "bad_request", "unauthorized")
-P99_TARGET_S = 0.010
+from netflix_assets import settings
+from resources.object_store import ObjectStoreResource
 
-
-def registry() -> tuple[CollectorRegistry, Histogram, Counter]:
-    reg = CollectorRegistry()
-    latency = Histogram("recs_request_seconds", "latency", buckets=BUCKETS, registry=reg)
-    requests = Counter("recs_requests", "by outcome", ["outcome"], registry=reg)
-    for name in (
-        "recs_model_swaps",
-        "recs_model_load_errors",
-        "recs_model_loaded_timestamp_seconds",
-    ):
-        Gauge(name, name, registry=reg).set_function(lambda: 1.0)
-    return reg, latency, requests
+DB = 14
+PREFIX = "bench-metrics:v1"
+TARGET = 0.05
 
 
-def per_request_s(n: int, with_metrics: bool) -> float:
-    _, latency, requests = registry()
-    started = time.perf_counter()
-    for i in range(n):
-        t0 = time.perf_counter()
-        elapsed = time.perf_counter() - t0
-        if with_metrics:
-            latency.observe(elapsed + 0.003)
-            requests.labels(OUTCOMES[i & 3]).inc()
-    return (time.perf_counter() - started) / n
+def start_server(port: int, manifest: Path, root: str, metrics: bool) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "NETFLIX_ASSETS_API_KEY": serving_bench.KEY,
+        "NETFLIX_ASSETS_REDIS_URL": f"{settings.redis_url().rsplit('/', 1)[0]}/{DB}",
+        "NETFLIX_ASSETS_OBJECT_STORE": root,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "netflix_assets.cli",
+        "serve",
+        "--manifest",
+        str(manifest),
+        "--port",
+        str(port),
+        "--release-dir",
+        str(Path(root) / f"served-{port}"),
+        "--no-experiments",
+        "--metrics" if metrics else "--no-metrics",
+    ]
+    return subprocess.Popen(command, env=env)
 
 
-def scrape_s(n: int = 2000) -> float:
-    reg, latency, requests = registry()
-    for i in range(1000):
-        latency.observe(0.003)
-        requests.labels(OUTCOMES[i & 3]).inc()
-    started = time.perf_counter()
-    for _ in range(n):
-        generate_latest(reg)
-    return (time.perf_counter() - started) / n
+def wait_healthy(port: int) -> None:
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server on {port} did not become healthy")
+
+
+class Scraper:
+    """Reads /metrics every `seconds` while running, as Prometheus would."""
+
+    def __init__(self, port: int, seconds: float) -> None:
+        self.port, self.seconds, self.scrapes = port, seconds, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.seconds):
+            response = httpx.get(f"http://127.0.0.1:{self.port}/metrics")
+            assert response.status_code == 200 and "recs_request_seconds" in response.text
+            self.scrapes += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def segment(port: int, args) -> tuple[list[float], int]:
+    latencies, statuses, *_ = asyncio.run(
+        serving_bench.load(port, args.rps, args.segment_seconds, args.users, 1e9, lambda: None)
+    )
+    return latencies, sum(s != 200 for s in statuses)
+
+
+def one_run(args, ports: dict[bool, int]) -> dict[bool, list[float]]:
+    seen: dict[bool, list[float]] = {True: [], False: []}
+    errors = 0
+    order = [True, False, False, True] * (args.pairs // 2) + [True, False] * (args.pairs % 2)
+    for metrics in order:
+        scraper = Scraper(ports[True], args.scrape_seconds) if metrics else None
+        latencies, failed = segment(ports[metrics], args)
+        if scraper is not None:
+            scraper.stop()
+        seen[metrics] += latencies
+        errors += failed
+    if errors:
+        raise SystemExit(f"{errors} requests failed; the comparison would not be fair")
+    return seen
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=200_000)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--users", type=int, default=200_000)
+    p.add_argument("--titles", type=int, default=20_000)
+    p.add_argument("--rps", type=float, default=200)
+    p.add_argument("--segment-seconds", type=float, default=20)
+    p.add_argument("--pairs", type=int, default=3, help="on/off segment pairs per run")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--scrape-seconds", type=float, default=5.0)
+    p.add_argument("--port", type=int, default=18775)
     args = p.parse_args()
-    for run in range(1, args.repeat + 1):
-        base = per_request_s(args.requests, False)
-        with_metrics = per_request_s(args.requests, True)
-        added = with_metrics - base
-        scrape = scrape_s()
-        print(
-            f"run {run}: metrics add {added * 1e6:.2f} us/request "
-            f"({added / P99_TARGET_S:.3%} of the 10 ms p99 target); "
-            f"a scrape holds the GIL {scrape * 1e6:.0f} us ({scrape / P99_TARGET_S:.2%})"
-        )
+
+    # serving_bench's release and fill use its PREFIX; this benchmark keeps its own Redis
+    # database and prefix so it never meets a serving_bench run's keys (or its FLUSHDB).
+    serving_bench.PREFIX = PREFIX
+    client = redis.Redis.from_url(f"{settings.redis_url().rsplit('/', 1)[0]}/{DB}")
+    ports = {True: args.port, False: args.port + 1}
+    with tempfile.TemporaryDirectory(dir=settings.state_dir()) as root:
+        store = ObjectStoreResource(root=root)
+        release = serving_bench.write_release(store, "M", args.users, args.titles, seed=1)
+        client.flushdb()
+        serving_bench.fill_redis(client, args.users, args.titles)
+        while client.info("persistence")["rdb_bgsave_in_progress"]:
+            time.sleep(0.5)
+        manifest = Path(root) / "release.json"
+        manifest.write_text(json.dumps(release))
+        servers = [start_server(ports[m], manifest, root, m) for m in (True, False)]
+        try:
+            for port in ports.values():
+                wait_healthy(port)
+            assert httpx.get(f"http://127.0.0.1:{ports[False]}/metrics").status_code == 404
+            for port in ports.values():  # warm-up, not counted
+                asyncio.run(serving_bench.load(port, 50, 3, args.users, 1e9, lambda: None))
+            ratios = []
+            for run in range(1, args.runs + 1):
+                load_avg = os.getloadavg()
+                seen = one_run(args, ports)
+                on, off = (np.percentile(np.array(seen[m]) * 1000, [50, 99]) for m in (1, 0))
+                ratios.append(on[1] / off[1])
+                print(
+                    f"run {run} (load average {load_avg[0]:.1f} {load_avg[1]:.1f} "
+                    f"{load_avg[2]:.1f}): p99 on {on[1]:.2f} ms vs off {off[1]:.2f} ms, "
+                    f"overhead {on[1] / off[1] - 1:+.1%}; p50 on {on[0]:.2f} vs off "
+                    f"{off[0]:.2f} ms ({len(seen[True])} + {len(seen[False])} requests)",
+                    flush=True,
+                )
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+            client.flushdb()
+    overheads = np.array(ratios) - 1
+    print(
+        f"p99 overhead of metrics over {args.runs} runs: median {np.median(overheads):+.1%}, "
+        f"worst {overheads.max():+.1%} (target <= {TARGET:.0%})"
+    )
 
 
 if __name__ == "__main__":

@@ -349,8 +349,27 @@ def train(day: datetime | None) -> None:
     help="Where prepared releases are kept (this server's own; default: under the state folder, "
     "one per host and port).",
 )
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    show_default=True,
+    help="Prometheus instrumentation and /metrics (off: the benchmark's baseline).",
+)
+@click.option(
+    "--experiments/--no-experiments",
+    "with_experiments",
+    default=True,
+    show_default=True,
+    help="Assign profiles to the experiments defined in PostgreSQL, log exposures to Kafka.",
+)
 def serve(
-    host: str, port: int, poll_seconds: float, manifest: Path | None, release_dir: Path | None
+    host: str,
+    port: int,
+    poll_seconds: float,
+    manifest: Path | None,
+    release_dir: Path | None,
+    metrics: bool,
+    with_experiments: bool,
 ) -> None:
     """Serve recommendations over HTTP from the latest recommender_release (hot-swapped)."""
     import gc
@@ -406,7 +425,15 @@ def serve(
             err=True,
         )
     store.start()
-    app = create_app(store, RedisResource().async_client, auth)
+    running, exposures = _serving_experiments() if with_experiments else (None, None)
+    app = create_app(
+        store,
+        RedisResource().async_client,
+        auth,
+        experiments=running,
+        exposures=exposures,
+        metrics=metrics,
+    )
     # Loading a release allocates enough objects to start a full collection, which walked the
     # ~320k objects of the imports and the first bundle with the GIL held: 158 ms, measured in
     # the middle of a swap under load. Frozen, they are skipped by every later collection
@@ -414,6 +441,96 @@ def serve(
     # unaffected.
     gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _serving_experiments():
+    """The experiments defined in PostgreSQL (re-read every minute) and the exposure log."""
+    from confluent_kafka import KafkaException
+
+    from netflix_assets.experiments import registry
+    from netflix_assets.experiments.serving import ExposureLog, RunningExperiments
+    from resources.kafka import KafkaResource
+    from resources.postgres import PostgresResource
+    from schema import topics
+
+    postgres = PostgresResource()
+
+    def load():
+        with postgres.connect() as conn:
+            return registry.load(conn)
+
+    running = RunningExperiments(load)
+    if not running.refresh():
+        click.echo(
+            f"warning: experiments not loaded ({running.last_error}); serving without them "
+            "until they load",
+            err=True,
+        )
+    running.start()
+    kafka = KafkaResource()
+    name = topics.EXPERIMENT_EXPOSURES
+    try:
+        kafka.ensure_topics([name], partitions=topics.PARTITIONS[name])
+    except KafkaException as exc:
+        click.echo(f"warning: could not check the topic {name} ({exc}); exposures queue", err=True)
+    return running, ExposureLog(kafka.producer(), name)
+
+
+@main.group()
+def experiments() -> None:
+    """A/B experiments, defined in PostgreSQL (docs/OPERATIONS.md)."""
+
+
+@experiments.command("define")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def experiments_define(file: Path) -> None:
+    """Define the experiments of a YAML file (`experiments: [...]`, as deploy/experiments.yml)
+    in PostgreSQL. Checked with those already defined; an unchanged one is left as it is, and
+    only the end date and description of a defined one may change."""
+    from netflix_assets.experiments import registry
+    from netflix_assets.experiments.definitions import (
+        LAKE_METRICS,
+        ExperimentDefinitionError,
+        load_registry,
+    )
+    from resources.postgres import PostgresResource
+
+    try:
+        wanted = load_registry(file.read_text(), LAKE_METRICS)
+        with PostgresResource().connect() as conn:
+            done = registry.define(conn, wanted.values(), LAKE_METRICS)
+    except ExperimentDefinitionError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(2)
+    for verb, ids in (("created", done.created), ("updated", done.updated)):
+        for experiment_id in ids:
+            click.echo(f"{verb} {experiment_id}")
+    click.echo(f"{len(done.unchanged)} unchanged")
+
+
+@experiments.command("list")
+def experiments_list() -> None:
+    """Every defined experiment: layer and traffic slice, dates, variants, metrics."""
+    from netflix_assets.experiments import registry
+    from netflix_assets.experiments.definitions import ExperimentDefinitionError
+    from resources.postgres import PostgresResource
+
+    try:
+        with PostgresResource().connect() as conn:
+            defined = registry.load(conn)
+    except ExperimentDefinitionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for e in defined.values():
+        variants = ", ".join(
+            f"{v.name} {v.share:g}" + "".join(f" {k}={x:g}" for k, x in v.params.items())
+            for v in e.variants
+        )
+        click.echo(
+            f"{e.experiment_id}  layer {e.layer} [{e.traffic_start:g}, {e.traffic_end:g})  "
+            f"{e.start}..{e.end}  {variants}  primary {e.primary_metric}"
+            + (f", guardrails {', '.join(e.guardrail_metrics)}" if e.guardrail_metrics else "")
+        )
 
 
 @main.command()

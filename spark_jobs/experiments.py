@@ -16,10 +16,9 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from netflix_assets.experiments.definitions import Experiment
+from netflix_assets.experiments.definitions import LAKE_METRICS, Experiment
 
-METRICS = ("watch_hours", "sessions", "titles_watched", "stalls", "completions")
-"""The per-profile daily metrics an experiment can name (columns of gold_user_daily)."""
+METRICS = LAKE_METRICS
 PRE_PERIOD_DAYS = 14
 
 

@@ -21,6 +21,9 @@ _ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
 _SHARE_TOLERANCE = 1e-9
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
+LAKE_METRICS = ("watch_hours", "sessions", "titles_watched", "stalls", "completions")
+"""The per-profile daily metrics an experiment can name (columns of gold_user_daily)."""
+
 SERVING_PARAMS = {"mmr_lambda": (0.0, 1.0)}
 """Parameters a variant may set in the recommendation service, with their closed range."""
 

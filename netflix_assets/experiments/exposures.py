@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from netflix_assets.experiments.assignment import assign
 from netflix_assets.experiments.definitions import Experiment
+from schema import topics
 
-EXPOSURES_TOPIC = "experiment-exposures"
+EXPOSURES_TOPIC = topics.EXPERIMENT_EXPOSURES
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "event_id", "experiment_id", "profile_id", "variant", "exposed_at")
 

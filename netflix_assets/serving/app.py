@@ -9,6 +9,13 @@ never the loop that serves every other one (and /healthz). The body is serialize
 straight to bytes, and a Server-Timing header reports the handler's own time, so a client can
 tell server time from network and queueing.
 
+Experiments (netflix_assets/experiments/serving.py): each running experiment whose traffic the
+profile falls in assigns it one variant from a stable hash of profile and salt; the variants'
+serving parameters (MMR's lambda) change the pipeline for this request, the response names the
+variants, and one exposure event per experiment goes to Kafka without the request waiting.
+`metrics=False` serves without Prometheus instrumentation (no /metrics): the benchmark's
+baseline for what metrics cost.
+
 What leaves the server is for a client: /healthz and error bodies name no host, port or file
 path (those go to the server's log), and a bearer token reads only its own subject's profile
 (see auth.py).
@@ -17,6 +24,8 @@ path (those go to the server's log), and a bearer token reads only its own subje
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import logging
 import re
 import time
@@ -38,7 +47,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from netflix_assets.experiments.serving import ExposureLog, RunningExperiments, serving_params
 from netflix_assets.serving.auth import AuthConfig, Forbidden, Unauthorized
+from netflix_assets.serving.bundle import Bundle
 from netflix_assets.serving.recommender import recommend
 from netflix_assets.serving.store import ModelStore
 
@@ -47,7 +58,20 @@ USER_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 MAX_K = 100
 
 
-def _metrics(registry: CollectorRegistry, store: ModelStore):
+class _Off:
+    """Stands in for every metric when metrics are off."""
+
+    def labels(self, *_: str) -> _Off:
+        return self
+
+    def inc(self, *_: float) -> None:
+        pass
+
+    def observe(self, *_: float) -> None:
+        pass
+
+
+def _metrics(registry: CollectorRegistry, store: ModelStore, exposures: ExposureLog | None):
     latency = Histogram(
         "recs_request_seconds",
         "Time to answer a recommendation request, Redis read included.",
@@ -65,7 +89,31 @@ def _metrics(registry: CollectorRegistry, store: ModelStore):
         "recs_model_loaded_timestamp_seconds", "When the bundle loaded.", registry=registry
     )
     loaded.set_function(lambda: store.loaded_at or 0.0)
-    return latency, requests
+    exposed = Counter(
+        "recs_experiment_exposures",
+        "Exposure events queued, by experiment and variant.",
+        ["experiment_id", "variant"],
+        registry=registry,
+    )
+    if exposures is not None:
+        lost = Gauge(
+            "recs_experiment_exposures_lost",
+            "Exposure events dropped (producer queue full) or not delivered to Kafka.",
+            registry=registry,
+        )
+        lost.set_function(lambda: exposures.lost)
+    return latency, requests, exposed
+
+
+def _variant_bundle(bundle: Bundle, params: dict[str, float], cache: dict) -> Bundle:
+    """The bundle with a variant's pipeline parameters, made once per release and parameters."""
+    key = (bundle.version, tuple(sorted(params.items())))
+    if key not in cache:
+        if len(cache) > 32 or any(k[0] != bundle.version for k in cache):
+            cache.clear()  # a new release: the old variants' bundles go with the old release
+        pipeline = dataclasses.replace(bundle.pipeline, **params)
+        cache[key] = dataclasses.replace(bundle, pipeline=pipeline)
+    return cache[key]
 
 
 def _public_load_error(error: str | None) -> str | None:
@@ -79,11 +127,18 @@ def _public_load_error(error: str | None) -> str | None:
 
 
 def create_app(
-    store: ModelStore, connect: Callable[[], aioredis.Redis], auth: AuthConfig
+    store: ModelStore,
+    connect: Callable[[], aioredis.Redis],
+    auth: AuthConfig,
+    experiments: RunningExperiments | None = None,
+    exposures: ExposureLog | None = None,
+    metrics: bool = True,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> FastAPI:
     """`connect` makes an asyncio Redis client (RedisResource().async_client). An asyncio
     client belongs to the event loop it first ran on, so the app keeps one per loop: one in a
-    server, one per request under a TestClient used without `with`."""
+    server, one per request under a TestClient used without `with`. `clock` dates assignments
+    and exposures (a test moves it)."""
     clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
         weakref.WeakKeyDictionary()
     )
@@ -100,10 +155,17 @@ def create_app(
         # On a graceful shutdown, stop the poller and the preparer child here: uvicorn then
         # re-raises SIGTERM, so code after uvicorn.run never runs.
         store.stop()
+        if experiments is not None:
+            experiments.stop()
+        if exposures is not None:
+            exposures.close()
 
     app = FastAPI(title="netflix-assets recommendations", version="1", lifespan=lifespan)
     registry = CollectorRegistry()
-    latency, requests = _metrics(registry, store)
+    latency, requests, exposed = (
+        _metrics(registry, store, exposures) if metrics else (_Off(), _Off(), _Off())
+    )
+    variant_bundles: dict = {}
 
     @app.get("/healthz")
     async def healthz(response: Response) -> dict:
@@ -124,9 +186,11 @@ def create_app(
             "last_load_error": _public_load_error(store.last_error),
         }
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @app.get("/metrics")
+        def prometheus_metrics() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/recommendations/{user_id}")
     async def recommendations(
@@ -167,13 +231,22 @@ def create_app(
             raise HTTPException(503, "online feature store unavailable; retry later") from exc
         features = {k_.decode(): v.decode() for k_, v in raw_features.items()}
         seen = [t.decode() for t in raw_seen]
-        result = recommend(bundle, user_id, features, seen, k)
+        now = clock()
+        assigned = experiments.assignments(user_id, now.date()) if experiments else []
+        params = serving_params(assigned)
+        served = _variant_bundle(bundle, params, variant_bundles) if params else bundle
+        result = recommend(served, user_id, features, seen, k)
         requests.labels("cold_start" if result.cold_start else "ok").inc()
+        if assigned and exposures is not None:
+            exposures.log(assigned, user_id, now)
+            for a in assigned:
+                exposed.labels(a.experiment.experiment_id, a.variant.name).inc()
         body = orjson.dumps(
             {
                 "user_id": user_id,
                 "model_version": bundle.version,
                 "cold_start": result.cold_start,
+                "experiments": {a.experiment.experiment_id: a.variant.name for a in assigned},
                 "items": [
                     {"title_id": i.title_id, "score": round(i.score, 6), "reason": i.reason}
                     for i in result.items

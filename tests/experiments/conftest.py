@@ -1,5 +1,6 @@
-"""A scratch PostgreSQL database per test session, migrated from empty, so experiment tests
-never write into the `netflix` database the service and the other tests read."""
+"""A scratch PostgreSQL database per test module, migrated from empty, so experiment tests never
+write into the `netflix` database the service and the other tests read, and the experiments one
+module defines are not running in another's service."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from netflix_assets.product import migrations
 from resources.postgres import PostgresResource
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def experiments_db(postgres_resource: PostgresResource) -> Iterator[PostgresResource]:
     name = f"experiments_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(postgres_resource.conninfo(), autocommit=True) as conn:

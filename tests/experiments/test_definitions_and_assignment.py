@@ -135,3 +135,44 @@ def test_the_shipped_experiments_file_loads_and_bad_files_are_refused():
         load_registry("- just a list")
     with pytest.raises(ExperimentDefinitionError, match="not valid YAML"):
         load_registry("experiments: [unclosed")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"temperature": 0.5}, r"does not apply; choose from \['mmr_lambda'\]"),
+        ({"mmr_lambda": 1.5}, r"mmr_lambda = 1.5; it must be in \[0.0, 1.0\]"),
+        ({"mmr_lambda": float("nan")}, "mmr_lambda = nan"),
+    ],
+)
+def test_bad_serving_params_are_refused(params, message):
+    with pytest.raises(ExperimentDefinitionError, match=message):
+        Experiment(
+            "lam", "s", (Variant("a", 0.5), Variant("b", 0.5, params)), D0, D1, "watch_hours"
+        )
+
+
+def test_a_profile_gets_one_variant_per_running_experiment_and_its_params():
+    from netflix_assets.experiments.serving import assignments, serving_params
+
+    lam = Experiment(
+        "lam",
+        "lam-salt",
+        (Variant("a", 0.5, {"mmr_lambda": 0.9}), Variant("b", 0.5, {"mmr_lambda": 0.4})),
+        D0,
+        D1,
+        "watch_hours",
+        layer="ranking",
+    )
+    aa = make("aa", "aa-salt", layer="aa", traffic_end=0.5)
+    later = make("later", "later-salt", start=D1, end=D1 + dt.timedelta(days=3))
+    for p in (f"u{i}" for i in range(300)):
+        got = assignments([lam, aa, later], p, D0)
+        assert [a.experiment.experiment_id for a in got][:1] == ["lam"]
+        assert {a.experiment.experiment_id for a in got} <= {"lam", "aa"}
+        assert all(a.variant.name == assign(a.experiment, p) for a in got)
+        assert serving_params(got) == {"mmr_lambda": 0.9 if assign(lam, p) == "a" else 0.4}
+        assert [
+            a.experiment.experiment_id
+            for a in assignments([lam, later], p, D1 + dt.timedelta(days=1))
+        ] == ["later"]

@@ -90,7 +90,9 @@ def _produce_exposures(kafka, topic: str, registry) -> int:
     return bad
 
 
-def test_aa_and_ab_experiments_end_to_end(kafka_resource, spark_resource, tmp_path: Path):
+def test_aa_and_ab_experiments_end_to_end(
+    kafka_resource, spark_resource, experiments_db, tmp_path: Path
+):
     registry = load_registry(EXPERIMENTS)
     store = ObjectStoreResource(root=str(tmp_path / "store"))
     spark = spark_resource.get_session()
@@ -99,7 +101,12 @@ def test_aa_and_ab_experiments_end_to_end(kafka_resource, spark_resource, tmp_pa
     kafka_resource.ensure_topics([topic], partitions=2)
     bad = _produce_exposures(kafka_resource, topic, registry)
     (tmp_path / "experiments.yml").write_text(EXPERIMENTS)
-    resources = {"kafka": kafka_resource, "spark": spark_resource, "object_store": store}
+    resources = {
+        "kafka": kafka_resource,
+        "spark": spark_resource,
+        "object_store": store,
+        "postgres": experiments_db,
+    }
     instance = DagsterInstance.ephemeral()
     defined = materialize(
         [experiment_definitions],

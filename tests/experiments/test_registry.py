@@ -114,3 +114,32 @@ def test_conflicting_serving_parameters_and_unknown_metrics_are_refused(experime
         with pytest.raises(ExperimentDefinitionError, match="defined twice"):
             registry.define(conn, [c, c])
         assert c.experiment_id not in registry.load(conn)
+
+
+def test_cli_defines_the_deploy_file_then_lists_it_and_refuses_a_bad_file(
+    experiments_db, monkeypatch, tmp_path
+):
+    from click.testing import CliRunner
+
+    from netflix_assets.cli import main
+    from netflix_assets.settings import REPO_ROOT
+
+    monkeypatch.setenv("NETFLIX_ASSETS_POSTGRES_DSN", experiments_db.conninfo())
+    deploy = str(REPO_ROOT / "deploy" / "experiments.yml")
+    runner = CliRunner()
+    first = runner.invoke(main, ["experiments", "define", deploy])
+    assert first.exit_code == 0, first.output
+    assert "created mmr_lambda" in first.output
+    again = runner.invoke(main, ["experiments", "define", deploy])
+    assert again.exit_code == 0 and "created" not in again.output
+    listed = runner.invoke(main, ["experiments", "list"])
+    assert "mmr_lambda  layer ranking" in listed.output and "mmr_lambda=0.5" in listed.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "experiments:\n  - {experiment_id: half, salt: s, start: 2033-01-01, end: 2033-01-02,\n"
+        "     primary_metric: watch_hours,\n"
+        "     variants: [{name: a, share: 0.5}, {name: b, share: 0.4}]}\n"
+    )
+    refused = runner.invoke(main, ["experiments", "define", str(bad)])
+    assert refused.exit_code == 2
+    assert "variant shares sum to 0.9, not 1" in refused.output
