@@ -13,13 +13,18 @@ prints:
     fixed ladder is compared at its VMAF on the per-title curve). Target <= -20% on average,
     never above 0.
   - top rung: planned VMAF (samples) vs achieved (whole title). Target |delta| <= 2.
-  - probe seconds / per-title ladder encode seconds. Target <= 1.0 on 2 cores.
-No Dagster and no stack needed. The machine is shared, so times are pessimistic.
+  - probe cost / per-title ladder encode cost. Target <= 1.0 on 2 cores. Both as wall seconds
+    and as CPU seconds (user + system of the FFmpeg processes): on a shared machine the wall
+    ratio swings with what else runs in that minute, the CPU ratio much less.
+Each line also gives the load average (1 min) when the source started and ended.
+No Dagster and no stack needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -49,16 +54,22 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
 
+def cpu_seconds() -> float:
+    """User + system seconds of every finished child process (the FFmpeg commands) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def encode_and_score(
     source: Path, info, src: SourceInfo, rungs: list[Rung], out: Path, subsample: int
-) -> tuple[float, list[tuple[Rung, float, float]]]:
+) -> tuple[float, float, list[tuple[Rung, float, float]]]:
     """Encode the ladder (one decode), then score each rung on the whole title.
-    Returns (encode seconds, [(rung, measured kbps, VMAF)])."""
+    Returns (encode wall seconds, encode CPU seconds, [(rung, measured kbps, VMAF)])."""
     out.mkdir(parents=True)
     encode = build_ladder_command(source, src, rungs, out, codec="h264", ffmpeg=FFMPEG)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     run(encode.cmd)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     rows = []
     for rung in rungs:
         log = out / f"{rung.name}.json"
@@ -76,20 +87,23 @@ def encode_and_score(
         )
         vmaf = quality.parse_vmaf_log(log, rung.name, "").vmaf_mean
         rows.append((rung, plan.stream_kbps(encode.video_outputs[rung.name]), vmaf))
-    return seconds, rows
+    return seconds, cpu, rows
 
 
 def bench_source(name: str, shape: Shape, work: Path, subsample: int) -> dict:
     source = make_clip(work / f"{name}.mp4", shape)
+    load_start = os.getloadavg()[0]
     info = validate_upload(source)
     src = SourceInfo.from_probe(info.to_dict())
     display = (info.display_width, info.display_height)
+    cpu = cpu_seconds()
     made = plan.make_plan(run, FFMPEG, source, src, display, info.duration_s, work / "probes")
+    probe_cpu = cpu_seconds() - cpu
     fixed = build_ladder(info.width, info.height, info.rotation, "h264", src.encode_fps)
-    per_title_s, per_title = encode_and_score(
+    per_title_s, per_title_cpu, per_title = encode_and_score(
         source, info, src, made.rungs, work / "per_title", subsample
     )
-    _, fixed_rows = encode_and_score(source, info, src, fixed, work / "fixed", subsample)
+    _, _, fixed_rows = encode_and_score(source, info, src, fixed, work / "fixed", subsample)
     anchor = [(k, v) for _, k, v in fixed_rows]
     test = [(k, v) for _, k, v in per_title]
     top_rung, _, top_vmaf = max(per_title, key=lambda r: r[1])
@@ -105,6 +119,11 @@ def bench_source(name: str, shape: Shape, work: Path, subsample: int) -> dict:
         "achieved": top_vmaf,
         "probe_s": made.probe_seconds,
         "encode_s": per_title_s,
+        "probe_cpu": probe_cpu,
+        "encode_cpu": per_title_cpu,
+        "probes": len(made.points),
+        "windows": made.windows,
+        "load": (load_start, os.getloadavg()[0]),
     }
 
 
@@ -128,19 +147,24 @@ def main() -> None:
                 f"{result['fixed_kbps']:8.0f} ({result['rungs']} vs fixed rungs, fixed top "
                 f"VMAF {result['fixed_top_vmaf']:.1f})  top {result['top']}: planned "
                 f"{result['planned']:.2f} achieved {result['achieved']:.2f} "
-                f"(delta {result['achieved'] - result['planned']:+.2f})  probe "
-                f"{result['probe_s']:.1f} s / encode {result['encode_s']:.1f} s = "
-                f"{result['probe_s'] / result['encode_s']:.2f}",
+                f"(delta {result['achieved'] - result['planned']:+.2f})  "
+                f"{result['probes']} probes on {len(result['windows'])} windows: probe / encode "
+                f"wall {result['probe_s']:.1f} / {result['encode_s']:.1f} s = "
+                f"{result['probe_s'] / result['encode_s']:.2f}, CPU {result['probe_cpu']:.1f} / "
+                f"{result['encode_cpu']:.1f} s = {result['probe_cpu'] / result['encode_cpu']:.2f}"
+                f"  (load {result['load'][0]:.1f} -> {result['load'][1]:.1f})",
                 flush=True,
             )
     bds = [r["bd_rate"] for r in results if r["bd_rate"] is not None]
     deltas = [abs(r["achieved"] - r["planned"]) for r in results]
     ratios = [r["probe_s"] / r["encode_s"] for r in results]
+    cpu_ratios = [r["probe_cpu"] / r["encode_cpu"] for r in results]
     print(
-        f"BD-rate mean {statistics.mean(bds):.1f} % (target <= -20), worst {max(bds):.1f} % "
-        f"(target <= 0); |achieved - planned| top VMAF max {max(deltas):.2f} (target <= 2); "
-        f"probe/encode median {statistics.median(ratios):.2f}, max {max(ratios):.2f} "
-        "(target <= 1.0)"
+        f"{args.seconds:g} s titles: BD-rate mean {statistics.mean(bds):.1f} % (target <= -20), "
+        f"worst {max(bds):.1f} % (target <= 0); |achieved - planned| top VMAF max "
+        f"{max(deltas):.2f} (target <= 2); probe/encode wall median "
+        f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}; CPU median "
+        f"{statistics.median(cpu_ratios):.2f}, max {max(cpu_ratios):.2f} (target <= 1.0)"
     )
 
 

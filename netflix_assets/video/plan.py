@@ -49,6 +49,9 @@ PROBE_SHORT_SIDES = (2160, 1440, 1080, 720, 540, 360, 234, 180, 144)
 ones so a sub-480p source still gets rungs below its own size."""
 
 CRF_GRID = {"h264": (18, 25, 32, 40), "hevc": (20, 27, 34, 42), "av1": (24, 34, 44, 54)}
+"""The CRFs probed: the source's own size takes all four (it carries the top rung, and the four
+bracket VMAF 95 on almost any content), each smaller size the highest three (a small picture is
+on the hull only at low bitrates; at the lowest CRF a bigger picture always beat it)."""
 CRF_LIMITS = {"h264": (8.0, 51.0), "hevc": (8.0, 51.0), "av1": (10.0, 63.0)}
 CAP_FACTOR = 2.0
 """maxrate over planned average bitrate: a CRF encode spends more on hard scenes, within this."""
@@ -57,8 +60,17 @@ PROBE_THREADS = 2
 """x264 threads shared by the probes of one process (a constant, so plans do not depend on the
 machine's core count)."""
 SCENE_THRESHOLD = 0.35
-WHOLE_TITLE_SECONDS = 6.0
-"""Titles up to this long are probed whole: samples would cover most of them anyway."""
+SEARCH_TOLERANCE = 1.0
+"""VMAF from the target at which the top rung's CRF search stops (it is then interpolated)."""
+SEARCH_BRACKET = 3.0
+"""CRF span of probes bracketing the target at which the search stops."""
+MIN_WINDOW_SECONDS = 1.0
+WHOLE_TITLE_SECONDS = 4.0
+"""Titles up to this long are probed whole: their share of samples would be shorter than one
+window."""
+MAGICYUV_BIT_DEPTH = 8
+"""Samples of 8-bit sources are kept as MagicYUV (lossless, decoded about 8x faster than FFV1,
+and decoded once per probe process); deeper sources keep FFV1, which stores 10 bits."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class PlanSettings:
     probe_resolutions: int = 4
     search_steps: int = 3
     vmaf_subsample: int = 3
+    vmaf_frames: int = 16
     vmaf_threads: int = 2
     workers: int = 2
 
@@ -101,16 +114,19 @@ def sample_windows(
     seconds: float = 2.0,
     share: float = 0.25,
 ) -> list[tuple[float, float]]:
-    """(start, end) windows in seconds: `samples` windows centred at equal spacing, each at most
-    `seconds` long and all together at most `share` of the title (at least 1 s each). A window
-    starts at a scene cut within half its length of its start, and is moved so that no cut falls
-    inside it. A title up to WHOLE_TITLE_SECONDS long is one window over all of it."""
+    """(start, end) windows in seconds, together `share` of the title (at least one 1 s window,
+    at most `samples` windows of `seconds`): as many windows as that share holds at 1 s or more
+    each, up to `samples`, centred at equal spacing. A window starts at a scene cut within half
+    its length of its start, and is moved so that no cut falls inside it. A title up to
+    WHOLE_TITLE_SECONDS long is one window over all of it."""
     if duration <= WHOLE_TITLE_SECONDS or samples < 1:
         return [(0.0, round(duration, 3))]
-    length = min(seconds, max(1.0, share * duration / samples))
+    total = min(samples * seconds, max(MIN_WINDOW_SECONDS, share * duration))
+    count = max(1, min(samples, math.floor(total / MIN_WINDOW_SECONDS + 1e-9)))
+    length = min(seconds, total / count)
     windows: list[tuple[float, float]] = []
-    for i in range(samples):
-        start = (i + 0.5) * duration / samples - length / 2
+    for i in range(count):
+        start = (i + 0.5) * duration / count - length / 2
         near = [c for c in cuts if abs(c - start) <= length / 2]
         if near:
             start = min(near, key=lambda c: (abs(c - start), c))
@@ -142,10 +158,12 @@ def probe_sizes(display_w: int, display_h: int, count: int = 4) -> list[tuple[in
 
 
 def scene_command(ffmpeg: str, source: str | Path, out: str | Path) -> list[str]:
-    """Scene-change scores on a 160-pixel-wide copy: cheap, and enough to see a cut."""
+    """Scene-change scores on a 160-pixel-wide copy: cheap, and enough to see a cut. The decoder
+    skips its loop filter (a quarter of an H.264 decode), which a 160-pixel copy cannot show."""
     path = str(out).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
     graph = f"scale=160:-2,select='gt(scene\\,{SCENE_THRESHOLD})',metadata=print:file='{path}'"
-    head = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    head += ["-skip_loop_filter", "all", "-i", str(source)]
     return [*head, "-map", "0:v:0", "-vf", graph, "-an", "-f", "null", "-"]
 
 
@@ -160,8 +178,11 @@ def samples_command(
     fps: Fraction,
     out: str | Path,
     whole: bool,
+    bit_depth: int = 8,
 ) -> list[str]:
-    """Cut the windows (accurate seeks) and join them into one lossless FFV1 file at `fps`."""
+    """Cut the windows (accurate seeks) and join them into one lossless file at `fps`: 8-bit
+    4:2:0 MagicYUV (what every probe encodes from and VMAF compares in), or FFV1 in the
+    source's own format for deeper sources."""
     fps_str = f"{fps.numerator}/{fps.denominator}"
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     if whole:
@@ -173,7 +194,11 @@ def samples_command(
         labels = "".join(f"[w{i}]" for i in range(len(windows)))
         parts = [f"[{i}:v]fps={fps_str},setpts=PTS-STARTPTS[w{i}]" for i in range(len(windows))]
         graph = ";".join(parts) + f";{labels}concat=n={len(windows)}:v=1:a=0[v]"
-    lossless = ["-c:v", "ffv1", "-level", "3", "-slices", "4", "-threads", "2", "-an"]
+    if bit_depth <= MAGICYUV_BIT_DEPTH:
+        graph = graph.removesuffix("[v]") + ",format=yuv420p[v]"
+        lossless = ["-c:v", "magicyuv", "-threads", "2", "-an"]
+    else:
+        lossless = ["-c:v", "ffv1", "-level", "3", "-slices", "4", "-threads", "2", "-an"]
     return [*cmd, "-filter_complex", graph, "-map", "[v]", *lossless, str(out)]
 
 
@@ -252,9 +277,11 @@ class Prober:
         display: tuple[int, int],
         info: SourceInfo,
         settings: PlanSettings,
+        frames: int,
     ) -> None:
         self.run, self.ffmpeg, self.work, self.samples = run, ffmpeg, work, samples
         self.display, self.info, self.settings = display, info, settings
+        self.subsample = vmaf_subsample(frames, settings.vmaf_subsample, settings.vmaf_frames)
         self.commands: list[list[str]] = []
 
     def _run(self, cmd: list[str]) -> None:
@@ -293,7 +320,7 @@ class Prober:
                     ffmpeg=self.ffmpeg,
                     threads=s.vmaf_threads,
                     bit_depth=self.info.bit_depth,
-                    subsample=s.vmaf_subsample,
+                    subsample=self.subsample,
                     features=False,
                 )
             )
@@ -308,6 +335,25 @@ class Prober:
         with ThreadPoolExecutor(max_workers=max(1, s.workers)) as pool:
             results = list(pool.map(score, sizes))
         return [p for points in results for p in points]
+
+
+def vmaf_subsample(frames: int, at_least: int, scored: int) -> int:
+    """Score every Nth frame of the samples so that about `scored` frames are scored (never
+    denser than every `at_least`-th). VMAF's cost is per scored frame at the display size, so
+    this bounds a probe's score cost whatever the samples' length. N is never a multiple of 4:
+    x264's mini-GOP is 4 frames (3 B-frames), and every 4th frame would land on I/P frames only
+    and overstate the score by about a VMAF point on grainy content."""
+    n = max(1, at_least, math.ceil(frames / max(1, scored)))
+    while n % 4 == 0:
+        n += 1
+    return n
+
+
+def probe_grid(sizes: list[tuple[int, int]], codec: str) -> list[tuple[int, int, float]]:
+    """The first round of probes: the source's own size at every CRF of the grid, each smaller
+    size at all but the lowest (see CRF_GRID)."""
+    crfs = [float(c) for c in CRF_GRID[codec]]
+    return [(w, h, c) for i, (w, h) in enumerate(sizes) for c in (crfs if i == 0 else crfs[1:])]
 
 
 def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:
@@ -363,14 +409,14 @@ def make_plan(
         duration, cuts, settings.samples, settings.sample_seconds, settings.sample_share
     )
     samples = work / "samples.mkv"
-    cmd = samples_command(ffmpeg, source, windows, fps, samples, whole)
+    cmd = samples_command(ffmpeg, source, windows, fps, samples, whole, info.bit_depth)
     commands.append(cmd)
     run(cmd)
 
-    prober = Prober(run, ffmpeg, work, samples, display, info, settings)
+    frames = max(1, round(sum(end - start for start, end in windows) * float(fps)))
+    prober = Prober(run, ffmpeg, work, samples, display, info, settings, frames)
     sizes = probe_sizes(*display, settings.probe_resolutions)
-    grid = [(w, h, float(c)) for w, h in sizes for c in CRF_GRID[settings.codec]]
-    points = prober.measure(grid)
+    points = prober.measure(probe_grid(sizes, settings.codec))
     points = _search_top(prober, points, sizes[0], settings)
 
     cap = top_kbps_cap(settings.max_bits_per_pixel, display, fps, duration)
@@ -429,9 +475,13 @@ def top_kbps_cap(
 def _search_top(
     prober: Prober, points: list[ProbePoint], own: tuple[int, int], settings: PlanSettings
 ) -> list[ProbePoint]:
-    """Refine the top rung's CRF on its resolution: each round encodes two CRFs one step either
-    side of the estimate (one process, one VMAF run), until a probe scores at most half a VMAF
-    above the target, the target is bracketed by probes at most 2 CRF apart, or a limit is hit."""
+    """Refine the top rung's CRF on its resolution, one probe a round (one encode, one VMAF
+    run): the CRF the curve says scores the target, interpolated between the probes that
+    bracket it, or extrapolated from the nearest two and then taken one CRF further, so the
+    next round brackets the target. Once a probe reaches the target, it stops when a probe
+    scores within SEARCH_TOLERANCE VMAF of it or the probes on either side of it are at most
+    SEARCH_BRACKET CRF apart; or when a limit is hit. The top rung is then interpolated
+    between probes this close, where the curve is nearly straight."""
     target = settings.target_vmaf
     limits = CRF_LIMITS[settings.codec]
     points = list(points)
@@ -440,18 +490,19 @@ def _search_top(
         top = hull.top_rung(by_size, target)
         size = (top.width, top.height) if top else own
         curve = by_size[size]
-        if any(target <= p.vmaf <= target + 0.5 for p in curve):
-            break
         above = [p.crf for p in curve if p.vmaf >= target]
         below = [p.crf for p in curve if p.vmaf < target]
-        if above and below and 0 < min(below) - max(above) <= 2.0:
+        close = any(abs(p.vmaf - target) <= SEARCH_TOLERANCE for p in curve)
+        if above and (close or (below and min(below) - max(above) <= SEARCH_BRACKET)):
             break
+        bracketed = above and below and min(below) > max(above)
         crf = _next_crf(curve, target, limits)
-        tried = {p.crf for p in curve}
-        pair = sorted({min(max(c, limits[0]), limits[1]) for c in (crf - 1, crf + 1)} - tried)
-        if not pair:
-            break  # the CRF limit, or CRFs already measured: nothing new to learn
-        points += prober.measure([(size[0], size[1], c) for c in pair])
+        if not bracketed:
+            crf += -1.0 if not above else 1.0  # overshoot, so the next round brackets it
+        crf = min(max(round(crf * 2) / 2, limits[0]), limits[1])
+        if crf in {p.crf for p in curve}:
+            break  # the CRF limit, or a CRF already measured: nothing new to learn
+        points += prober.measure([(size[0], size[1], crf)])
     return points
 
 

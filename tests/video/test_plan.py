@@ -109,8 +109,25 @@ def test_sample_windows() -> None:
     assert moved[0] == (9.6, 11.6) and moved[1] == (30.5, 32.5)
     for start, end in moved:
         assert not any(start < c < end for c in cuts)
-    # Short titles: at most a quarter of the title, at least 1 s per sample.
+    # Short titles: a quarter of the title, in as many windows of 1 s or more as that holds.
     assert plan.sample_windows(12.0, []) == [(1.5, 2.5), (5.5, 6.5), (9.5, 10.5)]
+    assert plan.sample_windows(8.0, []) == [(1.5, 2.5), (5.5, 6.5)]
+    assert plan.sample_windows(5.0, []) == [(1.875, 3.125)]
+    # Long titles: at most `samples` windows of `seconds`, so probing is bounded.
+    assert plan.sample_windows(3600.0, []) == [(599.0, 601.0), (1799.0, 1801.0), (2999.0, 3001.0)]
+
+
+def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
+    # About 16 frames scored per probe, never every 4th (x264's mini-GOP), never denser than 3.
+    assert plan.vmaf_subsample(50, 3, 16) == 5
+    assert plan.vmaf_subsample(150, 3, 16) == 10
+    assert plan.vmaf_subsample(25, 3, 16) == 3
+    assert all(plan.vmaf_subsample(n, 3, 16) % 4 for n in range(1, 400))
+    sizes = plan.probe_sizes(1920, 1080, 4)
+    grid = plan.probe_grid(sizes, "h264")
+    assert [c for w, _, c in grid if w == 1920] == [18.0, 25.0, 32.0, 40.0]
+    assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
+    assert len(grid) == 13
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
