@@ -447,9 +447,9 @@ def _serving_experiments():
     """The experiments defined in PostgreSQL (re-read every minute) and the exposure log."""
     from confluent_kafka import KafkaException
 
+    from netflix_assets.clients import kafka as kafka_clients
     from netflix_assets.experiments import registry
     from netflix_assets.experiments.serving import ExposureLog, RunningExperiments
-    from resources.kafka import KafkaResource
     from resources.postgres import PostgresResource
     from schema import topics
 
@@ -467,7 +467,7 @@ def _serving_experiments():
             err=True,
         )
     running.start()
-    kafka = KafkaResource()
+    kafka = kafka_clients.client()  # the project's Kafka settings (env or the local stack)
     name = topics.EXPERIMENT_EXPOSURES
     try:
         kafka.ensure_topics([name], partitions=topics.PARTITIONS[name])
