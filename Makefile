@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; each bootstraps what it needs.
-.PHONY: bootstrap demo test up down status ui lint bench
+.PHONY: bootstrap demo test up down status ui web lint bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -21,6 +21,9 @@ status:
 
 ui: bootstrap
 	@. scripts/env.sh && dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+web: bootstrap
+	@.venv/bin/netflix-assets stack up && .venv/bin/netflix-assets stack up edge && .venv/bin/netflix-assets web
 
 lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -443,6 +443,33 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: 18080.")
+def web(host: str, port: int | None) -> None:
+    """Serve the viewer web app (sign-in, home rows, player, /v1/events); players fetch media
+    through the caching edge (`netflix-assets stack up edge`)."""
+    import uvicorn
+
+    from netflix_assets.stack import secrets
+    from netflix_assets.web import config as web_config
+    from netflix_assets.web.app import create_app
+    from netflix_assets.web.events import EventSink
+    from resources.kafka import KafkaResource
+    from schema.topics import VIEWING_EVENTS
+
+    key = web_config.signing_key_from_env()
+    key = key or secrets.ensure(web_config.SIGNING_KEY_SECRET).encode()
+    try:
+        config = web_config.WebConfig(signing_key=key)
+    except web_config.WebConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sink = EventSink(KafkaResource().producer(**{"linger.ms": 5}), VIEWING_EVENTS)
+    port = port or web_config.web_port()
+    click.echo(f"web app on http://{host}:{port}/ (media through {config.edge_url})")
+    uvicorn.run(create_app(config, sink), host=host, port=port, log_level="warning")
+
+
 def _serving_experiments():
     """The experiments defined in PostgreSQL (re-read every minute) and the exposure log."""
     from confluent_kafka import KafkaException

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from netflix_assets import settings
-from netflix_assets.stack import monitoring
+from netflix_assets.stack import edge, monitoring
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.services import Service, all_services
 from schema import topics
@@ -39,14 +39,18 @@ def up(names: list[str] | None = None) -> dict[str, str]:
 
 def down(names: list[str] | None = None) -> dict[str, str]:
     """Stop only the services this stack started (pid files under the state folder)."""
-    chosen = _select(names) if names else [*all_services(), *monitoring.services()]
+    optional = [*monitoring.services(), *edge.services()]
+    chosen = _select(names) if names else [*all_services(), *optional]
     return {s.name: s.down() for s in reversed(chosen)}
 
 
 def status() -> list[ServiceStatus]:
     return [
         ServiceStatus(s.name, s.running(), s.healthy(), s.pid(), s.endpoint)
-        for s in [*all_services(), *(m for m in monitoring.services() if m.running())]
+        for s in [
+            *all_services(),
+            *(m for m in [*monitoring.services(), *edge.services()] if m.running()),
+        ]
     ]
 
 
@@ -70,7 +74,7 @@ def _select(names: list[str] | None) -> list[Service]:
     services = all_services()
     if names is None:
         return services
-    services = [*services, *monitoring.services()]  # optional: only when named
+    services = [*services, *monitoring.services(), *edge.services()]  # optional: only when named
     names = monitoring.expand(names)
     unknown = set(names) - {s.name for s in services}
     if unknown:

@@ -1,0 +1,123 @@
+"""A real browser (Debian's chromium through playwright, headless, muted autoplay) signs in,
+plays a title the video pipeline published through the caching edge, and reports its events.
+
+Skipped, with the reason, only where chromium is not installed (`make bootstrap` installs it).
+Set NETFLIX_ASSETS_WEB_SCREENSHOTS=<folder> to keep a screenshot of each page (docs/web/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD, Viewer, WebStack
+
+from netflix_assets.stack.edge import stats
+from resources.kafka import KafkaResource
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed: `make bootstrap` as root (apt-get install "
+        "chromium); playwright drives it with executable_path and downloads no browser",
+    ),
+]
+SHOTS = os.environ.get("NETFLIX_ASSETS_WEB_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--autoplay-policy=no-user-gesture-required", "--mute-audio"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+def sign_in(page, web: WebStack, viewer: Viewer, profile: str) -> None:
+    page.goto(f"{web.app_url}/signin")
+    shot(page, "signin")
+    page.fill("input[name=email]", viewer.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/profiles")
+    shot(page, "profiles")
+    page.click(f"button[data-profile='{profile}']")
+    page.wait_for_url(f"{web.app_url}/")
+
+
+def watch(page, web: WebStack, title_id: str) -> None:
+    page.goto(f"{web.app_url}/watch/{title_id}?heartbeat_ms=1000&flush_ms=500")
+
+
+def events_of(kafka: KafkaResource, topic: str, session_id: str, since_ms: int) -> list[dict]:
+    values = (json.loads(v) for v in kafka.read_since(topic, since_ms, read_committed=False))
+    return [e for e in values if e["session_id"] == session_id]
+
+
+def test_a_published_title_plays_through_the_edge_and_reports_events(
+    browser, web, viewer, published_title, kafka_resource
+):
+    since = int(time.time() * 1000) - 1000
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, web, viewer, viewer.adult)
+    shot(page, "home")
+    page.goto(f"{web.app_url}/title/{published_title}")
+    shot(page, "title")
+    watch(page, web, published_title)
+    # Past several 2 s segments, and the frames were decoded, not just downloaded.
+    page.wait_for_function("document.getElementById('video').currentTime > 7", timeout=90_000)
+    shot(page, "player")
+    state = page.evaluate("window.__player")
+    quality = page.evaluate(
+        "(() => { const q = document.getElementById('video').getVideoPlaybackQuality();"
+        " return [q.totalVideoFrames, q.droppedVideoFrames]; })()"
+    )
+    assert state["errors"] == [] and state["refused"] is None
+    assert state["fragmentsLoaded"] >= 4 and state["startupMs"] > 0
+    assert quality[0] >= 150, quality  # 7 s at 30 fps, minus what was dropped
+    assert page.evaluate("document.getElementById('video').error") is None
+    assert stats(web.edge_home).requests >= 4
+
+    # A second browser over the Basic plan's one stream is refused with the reason.
+    other = browser.new_context()
+    second = other.new_page()
+    sign_in(second, web, viewer, viewer.adult)
+    watch(second, web, published_title)
+    second.wait_for_function("window.__player && window.__player.refused !== null")
+    assert second.evaluate("window.__player.refused.status") == 409
+    assert "1 screen at a time" in second.inner_text("#status")
+    other.close()
+
+    page.evaluate("window.__flushEvents()")
+    session = state["sessionId"]
+    deadline = time.monotonic() + 30
+    while True:
+        events = events_of(kafka_resource, web.topic, session, since)
+        kinds = {e["event_type"] for e in events}
+        if {"playback_request", "start", "heartbeat"} <= kinds or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {"playback_request", "start", "heartbeat"} <= kinds, kinds
+    start = next(e for e in events if e["event_type"] == "start")
+    assert start["startup_ms"] == state["startupMs"] and start["rendition"].endswith("p")
+    assert all(e["profile_id"] == viewer.adult and e["device"] == "web" for e in events)
+    context.close()
