@@ -41,9 +41,9 @@ from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
+from schema import tables
 from spark_jobs import delta_io
 from spark_jobs import experiments as gold_experiments
-from spark_jobs.paths import table_uri
 
 GROUP = "experiments"
 DEFAULT_FILE = os.environ.get(
@@ -124,10 +124,10 @@ def experiment_exposures(
         "received_date date, event_id string, experiment_id string, profile_id string, "
         "variant string, exposed_at timestamp, exposure_date date"
     )
-    uri = table_uri(object_store, "experiment_exposures")
+    uri = object_store.table_uri(tables.EXPERIMENT_EXPOSURES)
     delta_io.replace_day(session.createDataFrame(rows, schema), uri, "received_date", day)
     q_rows = [(day, q.raw, q.reason) for q in quarantined]
-    q_uri = table_uri(object_store, "experiment_exposures_quarantine")
+    q_uri = object_store.table_uri(tables.EXPERIMENT_EXPOSURES_QUARANTINE)
     q_df = session.createDataFrame(q_rows, "received_date date, raw string, reason string")
     delta_io.replace_day(q_df, q_uri, "received_date", day)
     reasons: dict[str, int] = {}
@@ -201,15 +201,15 @@ def gold_experiment_daily(
     session = spark.get_session()
     exposures = (
         session.read.format("delta")
-        .load(table_uri(object_store, "experiment_exposures"))
+        .load(object_store.table_uri(tables.EXPERIMENT_EXPOSURES))
         .where(F.col("exposure_date") <= F.lit(day))
     )
-    user_daily = session.read.format("delta").load(table_uri(object_store, "gold_user_daily"))
+    user_daily = session.read.format("delta").load(object_store.table_uri(tables.GOLD_USER_DAILY))
     experiments = gold_experiments.experiments_frame(session, registry.values())
     first = gold_experiments.first_exposures(exposures).cache()
     pre = gold_experiments.pre_period(first, user_daily, experiments)
     rows = gold_experiments.experiment_daily(first, user_daily, pre, experiments, day)
-    uri = table_uri(object_store, "gold_experiment_daily")
+    uri = object_store.table_uri(tables.GOLD_EXPERIMENT_DAILY)
     delta_io.replace_day(rows, uri, "date", day)
     written = session.read.format("delta").load(uri).where(F.col("date") == F.lit(day))
     counts = {
@@ -242,7 +242,7 @@ def experiment_results(
     session = spark.get_session()
     daily = (
         session.read.format("delta")
-        .load(table_uri(object_store, "gold_experiment_daily"))
+        .load(object_store.table_uri(tables.GOLD_EXPERIMENT_DAILY))
         .where(F.col("date") <= F.lit(day))
     )
     frames, srm, plots, summary = [], {}, [], []
@@ -270,7 +270,7 @@ def experiment_results(
             key = f"experiments/{experiment.experiment_id}/{day.isoformat()}/effect.png"
             object_store.put_file(image, key, content_type="image/png")
             plots.append(f"**{experiment.experiment_id}**\n\n{_data_uri_image(image)}")
-    uri = table_uri(object_store, "experiment_results")
+    uri = object_store.table_uri(tables.EXPERIMENT_RESULTS)
     if frames:
         import pandas as pd
 

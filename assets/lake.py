@@ -23,17 +23,15 @@ from dagster import (
     define_asset_job,
     multi_asset,
 )
-from pyspark.sql import functions as F
 
-from netflix_assets.offsets import OffsetsLost, offset_gaps
+from netflix_assets.offsets import OffsetsLost
 from netflix_assets.partitions import event_date_partitions
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
-from schema import topics
-from spark_jobs import bronze, delta_io, gold, sessions, silver
-from spark_jobs.paths import table_uri
+from schema import tables, topics
+from spark_jobs import gold, steps
 
 EAGER = AutomationCondition.eager()
 
@@ -58,41 +56,34 @@ def bronze_viewing_events(
     object_store: ObjectStoreResource,
 ) -> MaterializeResult:
     """Appends the Kafka offsets bronze does not hold yet, exactly once (see spark_jobs/bronze)."""
-    path = table_uri(object_store, "bronze_viewing_events")
-    held, marks = bronze.bronze_next_offsets(path, config.topic), kafka.watermarks(config.topic)
+    path = object_store.table_uri(tables.BRONZE_VIEWING_EVENTS)
+    marks = kafka.watermarks(config.topic)
     try:
-        plan = bronze.plan_range(held, marks, config.topic, config.accept_lost_offsets)
+        result = steps.ingest_bronze(
+            spark.get_session(),
+            object_store,
+            kafka.bootstrap_servers,
+            config.topic,
+            marks,
+            config.accept_lost_offsets,
+        )
     except OffsetsLost as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
-    lost = {str(g.partition): [g.kept_next, g.low] for g in offset_gaps(held, marks)}
+    lost = {str(p): list(r) for p, r in result.lost_offsets.items()}
     if lost:
         context.log.error(f"accepted lost offsets of {config.topic}: {lost}")
-    if not plan:
+    if not result.offset_ranges:
         context.log.info("bronze is up to date with Kafka; nothing to ingest")
-        return MaterializeResult(
-            metadata={
-                "rows_appended": 0,
-                "uri": path,
-                "lost_offset_ranges": MetadataValue.json(lost),
-            }
-        )
-    session = spark.get_session()
-    rows = bronze.to_bronze(bronze.read_range(session, kafka.bootstrap_servers, config.topic, plan))
-    rows = rows.cache()
-    count = rows.count()
-    dates = sorted(
-        r["kafka_date"].isoformat() for r in rows.select("kafka_date").distinct().collect()
-    )
-    bronze.append_bronze(rows, path, config.topic, bronze.range_version(plan))
-    rows.unpersist()
     return MaterializeResult(
         metadata={
             "uri": path,
-            "rows_appended": count,
-            "offset_ranges": MetadataValue.json({str(p): list(r) for p, r in plan.items()}),
+            "rows_appended": result.written.rows,
+            "offset_ranges": MetadataValue.json(
+                {str(p): list(r) for p, r in result.offset_ranges.items()}
+            ),
             "lost_offset_ranges": MetadataValue.json(lost),
-            "kafka_dates": MetadataValue.json(dates),
-            "delta_version": delta_io.version(session, path),
+            "kafka_dates": MetadataValue.json(result.kafka_dates),
+            "delta_version": result.written.delta_version,
         }
     )
 
@@ -119,59 +110,37 @@ def silver_events(
 ):
     """Parses one event date from bronze: valid events deduplicated into silver, the rest into
     silver_quarantine with a reason; both replace the day in one commit each."""
-    day = date.fromisoformat(context.partition_key)
-    session = spark.get_session()
-    source = session.read.format("delta").load(table_uri(object_store, "bronze_viewing_events"))
-    classified = silver.classify(silver.bronze_window(source, day)).cache()
-    valid = silver.valid_events(classified, day)
-    bad = silver.quarantined(classified, day)
-    silver_path = table_uri(object_store, "silver_viewing_events")
-    quarantine_path = table_uri(object_store, "silver_quarantine")
-    delta_io.replace_day(valid, silver_path, "event_date", day)
-    delta_io.replace_day(bad, quarantine_path, "kafka_date", day)
-
-    # Reconciliation: every bronze row of the day is in silver, in quarantine, or a duplicate.
-    in_scope = classified.where(
-        (F.col("reason").isNull() & (F.col("event_date") == F.lit(day)))
-        | (F.col("reason").isNotNull() & (F.col("kafka_date") == F.lit(day)))
-    ).count()
-    duplicates = silver.duplicate_count(classified, day)
-    written = session.read.format("delta").load(silver_path).where(F.col("event_date") == day)
-    silver_rows = written.count()
-    distinct_ids = written.select("event_id").distinct().count()
-    quarantined_rows = (
-        session.read.format("delta").load(quarantine_path).where(F.col("kafka_date") == day).count()
-    )
-    reasons = {r["reason"]: r["count"] for r in bad.groupBy("reason").count().collect()}
-    classified.unpersist()
-    yield MaterializeResult(
-        asset_key="silver_viewing_events",
-        metadata={"uri": silver_path, "rows": silver_rows, "duplicates_dropped": duplicates},
+    r = steps.silver_day(
+        spark.get_session(), object_store, date.fromisoformat(context.partition_key)
     )
     yield MaterializeResult(
-        asset_key="silver_quarantine",
+        asset_key=tables.SILVER_VIEWING_EVENTS.name,
+        metadata={"uri": r.events.uri, "rows": r.events.rows, "duplicates_dropped": r.duplicates},
+    )
+    yield MaterializeResult(
+        asset_key=tables.SILVER_QUARANTINE.name,
         metadata={
-            "uri": quarantine_path,
-            "rows": quarantined_rows,
-            "reasons": MetadataValue.json(reasons),
+            "uri": r.quarantine.uri,
+            "rows": r.quarantine.rows,
+            "reasons": MetadataValue.json(r.reasons),
         },
     )
     yield AssetCheckResult(
-        asset_key="silver_viewing_events",
+        asset_key=tables.SILVER_VIEWING_EVENTS.name,
         check_name="reconciles_with_bronze",
-        passed=in_scope == silver_rows + quarantined_rows + duplicates,
+        passed=r.reconciles,
         metadata={
-            "bronze_rows": in_scope,
-            "silver_rows": silver_rows,
-            "quarantined": quarantined_rows,
-            "duplicates": duplicates,
+            "bronze_rows": r.bronze_rows,
+            "silver_rows": r.events.rows,
+            "quarantined": r.quarantine.rows,
+            "duplicates": r.duplicates,
         },
     )
     yield AssetCheckResult(
-        asset_key="silver_viewing_events",
+        asset_key=tables.SILVER_VIEWING_EVENTS.name,
         check_name="no_duplicate_event_ids",
-        passed=distinct_ids == silver_rows,
-        metadata={"rows": silver_rows, "distinct_event_ids": distinct_ids},
+        passed=r.distinct_event_ids == r.events.rows,
+        metadata={"rows": r.events.rows, "distinct_event_ids": r.distinct_event_ids},
     )
 
 
@@ -188,27 +157,13 @@ def silver_playback_sessions(
 ) -> MaterializeResult:
     """One row per playback attempt that began on the partition's date."""
     day = date.fromisoformat(context.partition_key)
-    session = spark.get_session()
-    events = session.read.format("delta").load(table_uri(object_store, "silver_viewing_events"))
-    rows = sessions.sessionize(sessions.events_for_sessions(events, day), day)
-    path = table_uri(object_store, "silver_playback_sessions")
-    delta_io.replace_day(rows, path, "session_date", day)
-    written = session.read.format("delta").load(path).where(F.col("session_date") == day)
-    stats = written.agg(
-        F.count("*").alias("sessions"),
-        F.avg(F.col("started").cast("int")).alias("start_rate"),
-    ).first()
+    r = steps.sessions_day(spark.get_session(), object_store, day)
     return MaterializeResult(
-        metadata={
-            "uri": path,
-            "sessions": stats["sessions"],
-            "start_rate": float(stats["start_rate"] or 0.0),
-        }
+        metadata={"uri": r.written.uri, "sessions": r.written.rows, "start_rate": r.start_rate}
     )
 
 
-GOLD = gold.TABLES
-BOUNDED = ("completion_rate", "stall_ratio", "failure_rate", "ebvs_rate")
+GOLD = [table.name for table in gold.TABLES]
 
 
 @multi_asset(
@@ -228,44 +183,17 @@ def gold_tables(
 ):
     """The analysts' daily tables, each rewritten for the date and compacted."""
     day = date.fromisoformat(context.partition_key)
-    session = spark.get_session()
-    day_sessions = (
-        session.read.format("delta")
-        .load(table_uri(object_store, "silver_playback_sessions"))
-        .where(F.col("session_date") == day)
-        .cache()
-    )
-    for name, build in GOLD.items():
-        path = table_uri(object_store, name)
-        delta_io.replace_day(build(day_sessions), path, "session_date", day)
-        delta_io.compact_day(session, path, "session_date", day)
-        written = session.read.format("delta").load(path).where(F.col("session_date") == day)
-        violations = _bound_violations(written)
-        yield MaterializeResult(asset_key=name, metadata={"uri": path, "rows": written.count()})
-        yield AssetCheckResult(
-            asset_key=name,
-            check_name="metrics_within_bounds",
-            passed=violations == 0,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"rows_out_of_bounds": violations},
+    for table, r in steps.gold_day(spark.get_session(), object_store, day).items():
+        yield MaterializeResult(
+            asset_key=table.name, metadata={"uri": r.written.uri, "rows": r.written.rows}
         )
-    day_sessions.unpersist()
-
-
-def _bound_violations(table) -> int:
-    """Rows where a rate leaves [0, 1], a count or duration is negative, or p50 > p95."""
-    conditions = []
-    for column in table.columns:
-        if column in BOUNDED:
-            conditions.append(~F.col(column).between(0, 1))
-        elif column not in ("session_date",) and dict(table.dtypes)[column] in ("bigint", "double"):
-            conditions.append(F.col(column) < 0)
-    if "startup_p50_ms" in table.columns:
-        conditions.append(F.col("startup_p50_ms") > F.col("startup_p95_ms"))
-    bad = conditions[0]
-    for condition in conditions[1:]:
-        bad = bad | condition
-    return table.where(F.coalesce(bad, F.lit(False))).count()
+        yield AssetCheckResult(
+            asset_key=table.name,
+            check_name="metrics_within_bounds",
+            passed=r.rows_out_of_bounds == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"rows_out_of_bounds": r.rows_out_of_bounds},
+        )
 
 
 ASSETS = [bronze_viewing_events, silver_events, silver_playback_sessions, gold_tables]

@@ -30,16 +30,12 @@ from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
+from schema import tables
+from schema.tables import LakeTable
 from spark_jobs import delta_io, gold
-from spark_jobs.paths import table_uri
 
 GROUP = "product"
 MONTHS_AHEAD = 3
-
-
-def _delta_uri(store: ObjectStoreResource, name: str) -> str:
-    """The table's URI as delta-rs reads it (s3:// rather than Hadoop's s3a://)."""
-    return table_uri(store, name).replace("s3a://", "s3://")
 
 
 @asset(group_name=GROUP, deps=[catalog_schema], kinds={"postgres"})
@@ -90,7 +86,7 @@ def billing_run(context: AssetExecutionContext, postgres: PostgresResource) -> M
 
 def _silver_sessions(store: ObjectStoreResource, day: date):
     """The day's silver_playback_sessions rows as Arrow, read by delta-rs (no JVM)."""
-    uri = _delta_uri(store, "silver_playback_sessions")
+    uri = store.table_location(tables.SILVER_PLAYBACK_SESSIONS)
     if not DeltaTable.is_deltatable(uri):
         raise FileNotFoundError(
             f"no silver_playback_sessions table at {uri}; materialize the lake for {day} first"
@@ -181,9 +177,9 @@ def product_snapshots(
     """The product tables copied into the lake as Delta (overwritten, one consistent read), so
     Spark and `netflix-assets query` join accounts, plans and invoices with the viewing data."""
     with postgres.connect() as conn:
-        tables = read_snapshots(conn)
-    for name, table in tables.items():
-        uri = _delta_uri(object_store, name)
+        snapshots = read_snapshots(conn)
+    for name, table in snapshots.items():
+        uri = object_store.table_location(tables.by_name(name))
         write_deltalake(uri, table, mode="overwrite", schema_mode="overwrite")
         yield MaterializeResult(
             asset_key=name,
@@ -216,17 +212,17 @@ def gold_revenue_daily(
     day = date.fromisoformat(context.partition_key)
     session = spark.get_session()
 
-    def read(name: str):
-        return session.read.format("delta").load(table_uri(object_store, name))
+    def read(table: LakeTable):
+        return session.read.format("delta").load(object_store.table_uri(table))
 
     rows = gold.revenue_daily(
-        read("product_subscriptions"),
-        read("product_invoices"),
-        read("product_accounts"),
-        read("product_plan_prices"),
+        read(tables.PRODUCT_SUBSCRIPTIONS),
+        read(tables.PRODUCT_INVOICES),
+        read(tables.PRODUCT_ACCOUNTS),
+        read(tables.PRODUCT_PLAN_PRICES),
         day,
     )
-    path = table_uri(object_store, "gold_revenue_daily")
+    path = object_store.table_uri(tables.GOLD_REVENUE_DAILY)
     delta_io.replace_day(rows, path, "revenue_date", day)
     written = session.read.format("delta").load(path).where(F.col("revenue_date") == day)
     lake = {
@@ -283,13 +279,13 @@ def gold_engagement_by_plan(
     session = spark.get_session()
     sessions = (
         session.read.format("delta")
-        .load(table_uri(object_store, "silver_playback_sessions"))
+        .load(object_store.table_uri(tables.SILVER_PLAYBACK_SESSIONS))
         .where(F.col("session_date") == day)
     )
     subscriptions = session.read.format("delta").load(
-        table_uri(object_store, "product_subscriptions")
+        object_store.table_uri(tables.PRODUCT_SUBSCRIPTIONS)
     )
-    path = table_uri(object_store, "gold_engagement_by_plan")
+    path = object_store.table_uri(tables.GOLD_ENGAGEMENT_BY_PLAN)
     delta_io.replace_day(
         gold.engagement_by_plan(sessions, subscriptions), path, "session_date", day
     )

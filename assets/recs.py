@@ -14,11 +14,13 @@ titles never to recommend again; the version prefix lets a new layout be written
 beside the old one while servers switch over.
 """
 
+import io
 import json
 import time
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -26,11 +28,14 @@ from dagster import (
     AssetKey,
     AssetOut,
     AssetRecordsFilter,
+    AssetSelection,
+    AssetSpec,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    define_asset_job,
     multi_asset,
 )
 from delta.tables import DeltaTable
@@ -41,49 +46,81 @@ from netflix_assets.partitions import event_date_partitions
 from netflix_assets.recs import ncf, selection, training, two_stage
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.ncf import NcfConfig
-from netflix_assets.run_profiles import SPARK_TAGS
-from resources.object_store import ObjectStoreResource
+from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
+from resources.object_store import ObjectNotFound, ObjectStoreResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
+from schema import tables
 from spark_jobs import delta_io, features
-from spark_jobs.paths import table_uri
 
 GROUP = "recommendations"
 FEATURE_TABLES = {
-    "features_user": "u_",
-    "features_title": "t_",
-    "features_user_title": "ut_",
+    tables.FEATURES_USER: "u_",
+    tables.FEATURES_TITLE: "t_",
+    tables.FEATURES_USER_TITLE: "ut_",
 }
+"""Each feature table and the prefix of its feature columns."""
 ONLINE_PREFIX = "feat:v1"
 ONLINE_TTL_S = 3 * 24 * 3600
 
 
 def load_interactions(session, object_store: ObjectStoreResource):
-    """(interactions, sessions or None): played sessions and imported ratings in one frame."""
-    sources = []
-    sessions_path = table_uri(object_store, "silver_playback_sessions")
-    sessions_df = None
-    if DeltaTable.isDeltaTable(session, sessions_path):
-        sessions_df = session.read.format("delta").load(sessions_path)
-        sources.append(features.interactions_from_sessions(sessions_df))
-    imported_path = table_uri(object_store, "imported_interactions")
-    if DeltaTable.isDeltaTable(session, imported_path):
-        imported = session.read.format("delta").load(imported_path)
-        sources.append(imported.select(*features.INTERACTION_SCHEMA.fieldNames()))
-    if not sources:
-        raise Failure(
-            "no interactions to compute features from: materialize the lake "
-            "(silver_playback_sessions) or run `netflix-assets import-ratings` first"
-        )
-    interactions = sources[0]
-    for more in sources[1:]:
-        interactions = interactions.unionByName(more)
-    return interactions, sessions_df
+    """(interactions, sessions or None), or a Failure naming what to materialize first."""
+    try:
+        return features.load_interactions(session, object_store)
+    except features.NoInteractions as exc:
+        raise Failure(str(exc)) from exc
+
+
+imported_interactions = AssetSpec(
+    tables.IMPORTED_INTERACTIONS.name,
+    group_name=GROUP,
+    kinds={"delta"},
+    description="Ratings imported from a MovieLens-format file by `netflix-assets "
+    "import-ratings` (netflix_assets/recs/imports.py), as interactions; written outside "
+    "Dagster, so declared here for lineage.",
+)
+
+
+@asset(
+    group_name=GROUP,
+    deps=["silver_playback_sessions", imported_interactions],
+    partitions_def=event_date_partitions,
+    kinds={"spark", "parquet"},
+    op_tags=SPARK_TAGS,
+)
+def training_interactions(
+    context: AssetExecutionContext, spark: SparkResource, object_store: ObjectStoreResource
+) -> MaterializeResult:
+    """Every interaction through the partition's date (played sessions and imported ratings),
+    the one training frame every model and the evaluation read, so they see the same data."""
+    as_of = date.fromisoformat(context.partition_key)
+    interactions, _ = load_interactions(spark.get_session(), object_store)
+    frame = features.before(interactions, "ts", as_of + timedelta(days=1)).toPandas()
+    if frame.empty:
+        raise Failure(f"no interactions up to {as_of}")
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    uri = object_store.put_bytes(sink.getvalue(), _training_key(as_of))
+    return MaterializeResult(
+        metadata={
+            "uri": MetadataValue.path(uri),
+            "interactions": len(frame),
+            "users": int(frame["user_id"].nunique()),
+            "titles": int(frame["title_id"].nunique()),
+            "by_source": MetadataValue.json(frame["source"].value_counts().to_dict()),
+            "newest": str(frame["ts"].max()),
+        }
+    )
+
+
+def _training_key(as_of: date) -> str:
+    return f"models/training/{as_of.isoformat()}/interactions.parquet"
 
 
 @multi_asset(
-    outs={name: AssetOut(group_name=GROUP, kinds={"spark", "delta"}) for name in FEATURE_TABLES},
-    deps=["silver_playback_sessions"],
+    outs={t.name: AssetOut(group_name=GROUP, kinds={"spark", "delta"}) for t in FEATURE_TABLES},
+    deps=["silver_playback_sessions", imported_interactions],
     partitions_def=event_date_partitions,
     op_tags=SPARK_TAGS,
 )
@@ -96,18 +133,18 @@ def recommendation_features(
     session = spark.get_session()
     interactions, sessions_df = load_interactions(session, object_store)
     interactions = interactions.cache()
-    tables = {
-        "features_user": features.user_features(interactions, sessions_df, as_of),
-        "features_title": features.title_features(interactions, sessions_df, as_of),
-        "features_user_title": features.user_title_features(interactions, as_of),
+    frames = {
+        tables.FEATURES_USER: features.user_features(interactions, sessions_df, as_of),
+        tables.FEATURES_TITLE: features.title_features(interactions, sessions_df, as_of),
+        tables.FEATURES_USER_TITLE: features.user_title_features(interactions, as_of),
     }
-    for name, frame in tables.items():
-        path = table_uri(object_store, name)
+    for table, frame in frames.items():
+        path = object_store.table_uri(table)
         delta_io.replace_day(frame.withColumn("as_of", F.lit(as_of)), path, "as_of", as_of)
         rows = session.read.format("delta").load(path).where(F.col("as_of") == as_of).count()
-        prefix = FEATURE_TABLES[name]
+        prefix = FEATURE_TABLES[table]
         yield MaterializeResult(
-            asset_key=name,
+            asset_key=table.name,
             metadata={
                 "uri": path,
                 "rows": rows,
@@ -137,7 +174,7 @@ def online_features(
     frame = (
         spark.get_session()
         .read.format("delta")
-        .load(table_uri(object_store, "features_user"))
+        .load(object_store.table_uri(tables.FEATURES_USER))
         .where(F.col("as_of") == as_of)
         .drop("as_of")
     )
@@ -160,7 +197,7 @@ def online_features(
     seen = (
         spark.get_session()
         .read.format("delta")
-        .load(table_uri(object_store, "features_user_title"))
+        .load(object_store.table_uri(tables.FEATURES_USER_TITLE))
         .where(F.col("as_of") == as_of)
         .groupBy("user_id")
         .agg(F.collect_set("title_id").alias("titles"))
@@ -219,13 +256,13 @@ class ModelConfig(Config):
     )
 
 
-def _training_frame(spark: SparkResource, object_store: ObjectStoreResource, as_of: date):
-    """Interactions through the partition's date, as pandas (the models train in memory)."""
-    interactions, _ = load_interactions(spark.get_session(), object_store)
-    frame = features.before(interactions, "ts", as_of + timedelta(days=1)).toPandas()
-    if frame.empty:
-        raise Failure(f"no interactions up to {as_of}")
-    return frame
+def _training_frame(object_store: ObjectStoreResource, as_of: date):
+    """The partition's training_interactions, as pandas (the models train in memory)."""
+    try:
+        data = object_store.get_bytes(_training_key(as_of))
+    except ObjectNotFound as exc:
+        raise Failure(f"no training_interactions for {as_of}: materialize it first") from exc
+    return pd.read_parquet(io.BytesIO(data))
 
 
 def _model_key(kind: str, as_of: date, name: str) -> str:
@@ -257,7 +294,7 @@ def _selection(context: AssetExecutionContext, as_of: date) -> selection.Selecti
 
 @asset(
     group_name=GROUP,
-    deps=["silver_playback_sessions"],
+    deps=[training_interactions],
     partitions_def=event_date_partitions,
     kinds={"numpy", "scipy"},
     op_tags=SPARK_TAGS,
@@ -273,7 +310,7 @@ def candidate_model(
     by validation NDCG@10; plus MMR's accuracy-diversity curve for it. Writes the chosen
     item-item matrix (fit on every interaction through the date) when the choice uses one."""
     as_of = date.fromisoformat(context.partition_key)
-    frame = _training_frame(spark, object_store, as_of)
+    frame = _training_frame(object_store, as_of)
     started = time.perf_counter()
     try:
         chosen = selection.select(frame, max_users=config.max_eval_users)
@@ -310,7 +347,7 @@ def candidate_model(
 
 @asset(
     group_name=GROUP,
-    deps=[candidate_model],
+    deps=[training_interactions, candidate_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
@@ -326,7 +363,7 @@ def als_model(
     "because you watched" reasons; one .npz file."""
     as_of = date.fromisoformat(context.partition_key)
     params = _selection(context, as_of).best["als"]
-    frame = _training_frame(spark, object_store, as_of)
+    frame = _training_frame(object_store, as_of)
     started = time.perf_counter()
     model = training.fit_als(
         frame, int(params["factors"]), config.iterations, alpha=params["alpha"], reg=params["reg"]
@@ -345,7 +382,7 @@ def als_model(
 
 @asset(
     group_name=GROUP,
-    deps=["silver_playback_sessions"],
+    deps=[training_interactions],
     partitions_def=event_date_partitions,
     kinds={"pytorch"},
     op_tags=SPARK_TAGS,
@@ -359,7 +396,7 @@ def ncf_model(
     """NeuMF (GMF + MLP) in PyTorch, fit on every interaction through the date; one .pt file.
     Evaluated beside the generators (model_evaluation); not served unless it earns it."""
     as_of = date.fromisoformat(context.partition_key)
-    frame = _training_frame(spark, object_store, as_of)
+    frame = _training_frame(object_store, as_of)
     ncf_config = NcfConfig(epochs=config.ncf_epochs)
     started = time.perf_counter()
     model, users, titles = training.fit_ncf(frame, ncf_config)
@@ -390,7 +427,7 @@ def _flat(report: dict, prefix: str = "") -> dict[str, float]:
 
 @asset(
     group_name=GROUP,
-    deps=[candidate_model, als_model, "features_title"],
+    deps=[training_interactions, candidate_model, als_model, "features_title"],
     partitions_def=event_date_partitions,
     kinds={"lightgbm"},
     op_tags=SPARK_TAGS,
@@ -406,13 +443,19 @@ def ranker_model(
     with. `use_ranker` says whether it beat its generator's order on held-out users."""
     as_of = date.fromisoformat(context.partition_key)
     chosen = _selection(context, as_of)
-    frame = _training_frame(spark, object_store, as_of)
+    frame = _training_frame(object_store, as_of)
     try:
         cutoff = training.choose_cutoff(frame, as_of, config.label_share)
     except ValueError as exc:
         raise Failure(f"cannot train the ranker for {as_of}: {exc}") from exc
     session = spark.get_session()
-    interactions, sessions_df = load_interactions(session, object_store)
+    interactions = session.createDataFrame(frame[list(features.INTERACTION_SCHEMA.fieldNames())])
+    sessions_path = object_store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
+    sessions_df = (
+        session.read.format("delta").load(sessions_path)
+        if DeltaTable.isDeltaTable(session, sessions_path)
+        else None
+    )
     user_frame = features.user_features(interactions, sessions_df, cutoff).toPandas()
     title_frame = features.title_features(interactions, sessions_df, cutoff).toPandas()
     started = time.perf_counter()
@@ -436,7 +479,7 @@ def ranker_model(
     served_als = AlsModel.from_bytes(object_store.get_bytes(_model_key("als", as_of, "als.npz")))
     today = (
         session.read.format("delta")
-        .load(table_uri(object_store, "features_title"))
+        .load(object_store.table_uri(tables.FEATURES_TITLE))
         .where(F.col("as_of") == as_of)
         .toPandas()
     )
@@ -479,7 +522,7 @@ SINGLE_MODELS = ("als", "ease", "rp3b", "ncf")
 
 @asset(
     group_name=GROUP,
-    deps=[candidate_model, als_model, ncf_model, ranker_model],
+    deps=[training_interactions, candidate_model, als_model, ncf_model, ranker_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
@@ -502,7 +545,7 @@ def model_evaluation(
     of every tuned generator, NCF and popularity, each refit on the training part; and the
     ranker's temporal hold-out figures against its generator and popularity."""
     as_of = date.fromisoformat(context.partition_key)
-    frame = _training_frame(spark, object_store, as_of)
+    frame = _training_frame(object_store, as_of)
     chosen = _selection(context, as_of)
     pipeline, reason = _pipeline(context, config, as_of)
     ranking = _ranking(spark, object_store, frame, as_of) if pipeline.use_ranker else None
@@ -652,6 +695,8 @@ def _previous_value(context: AssetExecutionContext, name: str, as_of: date) -> f
 
 
 ASSETS = [
+    imported_interactions,
+    training_interactions,
     recommendation_features,
     online_features,
     candidate_model,
@@ -661,3 +706,11 @@ ASSETS = [
     model_evaluation,
     recommender_release,
 ]
+recommendations_job = define_asset_job(
+    "recommendations_job",
+    selection=AssetSelection.assets(*(a for a in ASSETS if a is not imported_interactions)),
+    partitions_def=event_date_partitions,
+    tags={**SPARK_TAGS, **k8s_run_tags("spark")},
+)
+"""Features, every model, the evaluation and the release for one date (`netflix-assets train`)."""
+JOBS = [recommendations_job]

@@ -33,10 +33,9 @@ from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
-from schema import topics
+from schema import tables, topics
 from schema.qoe import QOE_WINDOW_MS, VIEWERS_SLIDE_MS, VIEWERS_WINDOW_MS
 from spark_jobs import delta_io, qoe_windows, silver
-from spark_jobs.paths import table_uri
 from streaming.reconcile import Reconciliation, late_reports, reconcile
 
 GROUP = "streaming"
@@ -166,7 +165,7 @@ def stream_matches_lake(
 ) -> Iterator[AssetCheckResult]:
     """A day's QoE windows and viewer counts as published vs as recomputed from the lake."""
     day = config.day()
-    session, path = spark.get_session(), table_uri(object_store, "bronze_viewing_events")
+    session, path = spark.get_session(), object_store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     if not delta_io.is_delta(session, path):
         raise Failure(
             f"no bronze_viewing_events table at {path}: materialize bronze_viewing_events "

@@ -19,8 +19,8 @@ from deltalake import DeltaTable
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
+from schema import tables
 from spark_jobs import bronze, delta_io, gold, sessions, silver
-from spark_jobs.paths import table_uri
 from streaming.produce import produce_simulated
 from streaming.simulator import SimConfig
 
@@ -77,7 +77,7 @@ def main() -> None:
 
     spark = SparkResource(shuffle_partitions=4, driver_memory="6g").get_session()
     t: dict[str, float] = {}
-    bronze_path = table_uri(store, "bronze_viewing_events")
+    bronze_path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     plan = bronze.plan_range({}, kafka.watermarks(topic))
     raw = bronze.read_range(spark, kafka.bootstrap_servers, topic, plan)
     timed(
@@ -88,7 +88,7 @@ def main() -> None:
         ),
     )
     bronze_df = spark.read.format("delta").load(bronze_path)
-    silver_path = table_uri(store, "silver_viewing_events")
+    silver_path = store.table_uri(tables.SILVER_VIEWING_EVENTS)
 
     def build_silver() -> None:
         classified = silver.classify(silver.bronze_window(bronze_df, DAY))
@@ -96,7 +96,7 @@ def main() -> None:
 
     timed("silver", t, build_silver)
     silver_df = spark.read.format("delta").load(silver_path)
-    sessions_path = table_uri(store, "silver_playback_sessions")
+    sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
     timed(
         "sessions",
         t,
@@ -110,12 +110,8 @@ def main() -> None:
 
     def build_gold() -> None:
         day_sessions = spark.read.format("delta").load(sessions_path).cache()
-        for name, build in (
-            ("gold_title_daily", gold.title_daily),
-            ("gold_qoe_daily", gold.qoe_daily),
-            ("gold_user_daily", gold.user_daily),
-        ):
-            delta_io.replace_day(build(day_sessions), table_uri(store, name), "session_date", DAY)
+        for table, build in gold.TABLES.items():
+            delta_io.replace_day(build(day_sessions), store.table_uri(table), "session_date", DAY)
         day_sessions.unpersist()
 
     timed("gold", t, build_gold)

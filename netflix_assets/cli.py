@@ -318,10 +318,14 @@ def train(day: datetime | None) -> None:
     from rich.console import Console
 
     from netflix_assets import train as training_run
+    from spark_jobs.features import NoInteractions
 
     console = Console()
     partition = day.date().isoformat() if day else None
-    partition, result = training_run.train(DagsterInstance.get(), partition)
+    try:
+        partition, result = training_run.train(DagsterInstance.get(), partition)
+    except NoInteractions as exc:
+        raise click.ClickException(str(exc)) from exc
     console.print(training_run.evaluation_table(partition, result))
     failed = training_run.failed_checks(result)
     if failed or not result.success:
@@ -387,6 +391,7 @@ def serve(
     sys.setswitchinterval(0.0005)
     import uvicorn
 
+    from netflix_assets import release_source
     from netflix_assets.serving import bundle
     from netflix_assets.serving.app import create_app
     from netflix_assets.serving.auth import (
@@ -415,7 +420,7 @@ def serve(
     else:
         from dagster import DagsterInstance
 
-        source = bundle.instance_source(DagsterInstance.get())
+        source = release_source.instance_source(DagsterInstance.get())
     release_dir = release_dir or settings.state_dir() / "serving" / f"{host}-{port}"
     store = ModelStore(source, ObjectStoreResource(), release_dir, poll_seconds)
     store.refresh()

@@ -31,7 +31,7 @@ defs = Definitions(
         *experiments.ASSETS,
     ],
     asset_checks=streaming.CHECKS,
-    jobs=[*video.JOBS, *lake.JOBS, *streaming.JOBS, *product.JOBS],
+    jobs=[*video.JOBS, *lake.JOBS, *recs.JOBS, *streaming.JOBS, *product.JOBS],
     schedules=[*stream_reconciliation.SCHEDULES, *viewing_history_partitions.SCHEDULES],
     sensors=[
         *uploads.SENSORS,

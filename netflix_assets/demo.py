@@ -249,7 +249,8 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
     from netflix_assets import train as training_run
     from netflix_assets.recs import synthetic
     from netflix_assets.recs.imports import import_ratings
-    from netflix_assets.serving import bundle, prepared
+    from netflix_assets import release_source
+    from netflix_assets.serving import prepared
     from netflix_assets.serving.app import create_app
     from netflix_assets.serving.auth import AuthConfig
     from netflix_assets.serving.store import ModelStore
@@ -274,7 +275,10 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
     # No requests are in flight here, so the release is prepared in this process.
     with tempfile.TemporaryDirectory() as releases:
         store = ModelStore(
-            bundle.instance_source(instance), objects, Path(releases), prepare=prepared.prepare
+            release_source.instance_source(instance),
+            objects,
+            Path(releases),
+            prepare=prepared.prepare,
         )
         if not store.refresh():
             raise RuntimeError(f"the service could not load the release: {store.last_error}")

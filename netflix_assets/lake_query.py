@@ -13,8 +13,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from resources.object_store import ObjectStoreResource
-from spark_jobs.paths import LAKE_TABLES, table_uri
+from netflix_assets.clients.object_store import ObjectStore, ObjectStoreOps
+from schema import tables
 
 
 class LakeQueryError(ValueError):
@@ -22,12 +22,12 @@ class LakeQueryError(ValueError):
     an analyst sees what to write instead of a traceback."""
 
 
-def query(sql: str, root: ObjectStoreResource | None = None) -> pa.Table:
-    store = root or ObjectStoreResource()
+def query(sql: str, root: ObjectStoreOps | None = None) -> pa.Table:
+    store = root or ObjectStore.from_env()
     connection = duckdb.connect()
     present: dict[str, list[str]] = {}
-    for name in LAKE_TABLES:
-        uri = table_uri(store, name).replace("s3a://", "s3://")
+    for table in tables.ALL:
+        name, uri = table.name, store.table_location(table)
         if not DeltaTable.is_deltatable(uri):
             continue
         dataset = DeltaTable(uri).to_pyarrow_dataset()

@@ -31,6 +31,25 @@ def cache_dir() -> Path:
     return _env_path("NETFLIX_ASSETS_CACHE", default)
 
 
+def jar_manifest(group: str) -> Path:
+    """The list of a jar group's files (kafka, spark, flink) that the bootstrap resolved."""
+    return cache_dir() / "jars" / f"{group}.classpath"
+
+
+def jars(group: str) -> list[str]:
+    """NETFLIX_ASSETS_<GROUP>_JARS (comma-separated paths, as a cluster image sets it), else the
+    jars the bootstrap resolved into the cache."""
+    if value := os.environ.get(f"NETFLIX_ASSETS_{group.upper()}_JARS"):
+        return [j for j in value.split(",") if j]
+    try:
+        return jar_manifest(group).read_text().split()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no {group} jars: run `make bootstrap` (or `netflix-assets jars`) to resolve them, "
+            f"or set NETFLIX_ASSETS_{group.upper()}_JARS"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Ports:
     """Loopback ports of the local stack; each can be moved with an environment variable."""

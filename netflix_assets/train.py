@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
 from netflix_assets.partitions import event_date_partitions
 
@@ -21,10 +21,14 @@ def latest_partition(latest_event: date | None) -> str:
     return min(max(day, keys[0]), keys[-1])
 
 
+JOB = "recommendations_job"
+
+
 def newest_interaction(spark, object_store) -> date | None:
+    """The time of the newest interaction; NoInteractions names what to run when none exist."""
     from pyspark.sql import functions as F
 
-    from assets.recs import load_interactions
+    from spark_jobs.features import load_interactions
 
     interactions, _ = load_interactions(spark.get_session(), object_store)
     newest = interactions.agg(F.max("ts")).first()[0]
@@ -32,19 +36,16 @@ def newest_interaction(spark, object_store) -> date | None:
 
 
 def train(instance: DagsterInstance, partition: str | None = None, run_config: dict | None = None):
-    """(partition, ExecuteInProcessResult) of one run over every recommendation asset."""
-    from assets import recs
+    """(partition, ExecuteInProcessResult) of one run of the recommendations job."""
     from netflix_assets.definitions import defs
 
-    resources = defs.resources
     if partition is None:
+        resources = defs.resources
         partition = latest_partition(
             newest_interaction(resources["spark"], resources["object_store"])
         )
-    result = materialize(
-        recs.ASSETS,
+    result = defs.resolve_job_def(JOB).execute_in_process(
         partition_key=partition,
-        resources=resources,
         instance=instance,
         run_config=run_config or {},
         raise_on_error=False,

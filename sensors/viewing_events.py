@@ -18,13 +18,12 @@ from dagster import (
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
-from schema import topics
+from schema import tables, topics
 from spark_jobs.bronze import bronze_next_offsets, plan_range, range_version
-from spark_jobs.paths import table_uri
 
 
 @sensor(
-    asset_selection=[AssetKey("bronze_viewing_events")],
+    asset_selection=[AssetKey(tables.BRONZE_VIEWING_EVENTS.asset_key_path)],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests a bronze ingest when the viewing-events topic has new offsets.",
@@ -32,7 +31,7 @@ from spark_jobs.paths import table_uri
 def viewing_events_sensor(
     context: SensorEvaluationContext, kafka: KafkaResource, object_store: ObjectStoreResource
 ):
-    path = table_uri(object_store, "bronze_viewing_events")
+    path = object_store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     # Lost offsets raise OffsetsLost naming the range: the tick fails, visibly, every time,
     # instead of reporting that bronze holds every offset.
     plan = plan_range(

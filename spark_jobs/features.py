@@ -20,6 +20,10 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
+from netflix_assets.clients.object_store import ObjectStoreOps
+from schema import tables
+from spark_jobs import delta_io
+
 INTERACTION_SCHEMA = StructType(
     [
         StructField("user_id", StringType(), False),
@@ -89,6 +93,35 @@ def interactions_from_ratings(spark: SparkSession, ratings, source: str) -> Data
         for u, t, r, ts in ratings[["user_id", "title_id", "rating", "ts"]].itertuples(index=False)
     ]
     return spark.createDataFrame(rows, INTERACTION_SCHEMA)
+
+
+class NoInteractions(RuntimeError):
+    """Neither played sessions nor imported ratings exist yet; the message names what to run."""
+
+
+def load_interactions(
+    spark: SparkSession, store: ObjectStoreOps
+) -> tuple[DataFrame, DataFrame | None]:
+    """(interactions, sessions or None): played sessions and imported ratings in one frame."""
+    sources = []
+    sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
+    sessions = None
+    if delta_io.is_delta(spark, sessions_path):
+        sessions = spark.read.format("delta").load(sessions_path)
+        sources.append(interactions_from_sessions(sessions))
+    imported_path = store.table_uri(tables.IMPORTED_INTERACTIONS)
+    if delta_io.is_delta(spark, imported_path):
+        imported = spark.read.format("delta").load(imported_path)
+        sources.append(imported.select(*INTERACTION_SCHEMA.fieldNames()))
+    if not sources:
+        raise NoInteractions(
+            "no interactions yet: materialize the lake (silver_playback_sessions) or run "
+            "`netflix-assets import-ratings` first"
+        )
+    interactions = sources[0]
+    for more in sources[1:]:
+        interactions = interactions.unionByName(more)
+    return interactions, sessions
 
 
 def before(df: DataFrame, column: str, as_of: date) -> DataFrame:

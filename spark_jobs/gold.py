@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from schema import tables
+
 MS_PER_HOUR = 3_600_000
 
 
@@ -58,9 +60,9 @@ def user_daily(sessions: DataFrame) -> DataFrame:
 
 
 TABLES = {
-    "gold_title_daily": title_daily,
-    "gold_qoe_daily": qoe_daily,
-    "gold_user_daily": user_daily,
+    tables.GOLD_TITLE_DAILY: title_daily,
+    tables.GOLD_QOE_DAILY: qoe_daily,
+    tables.GOLD_USER_DAILY: user_daily,
 }
 """Each gold table and the function that builds it from a day of sessions (one list for the
 assets and the spark-submit entry point)."""

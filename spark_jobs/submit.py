@@ -1,4 +1,4 @@
-"""The lake's jobs as a command line: the same spark_jobs calls the lake assets make, runnable
+"""The lake's steps as a command line: the same spark_jobs.steps the lake assets call, runnable
 under spark-submit on a cluster or with `python -m` in-process.
 
     spark-submit --master spark://host:7077 --conf spark.jars=... spark_jobs/submit.py \\
@@ -6,7 +6,7 @@ under spark-submit on a cluster or with `python -m` in-process.
     python -m spark_jobs.submit silver --lake-root /data/objects --date 2026-11-01 --master local[2]
 
 Under spark-submit the session is spark-submit's (master, jars and conf come from its flags);
-with `python -m` it is built by SparkResource, so the Delta configuration has one definition.
+with `python -m` it is built by spark_jobs/session.py, the Delta configuration the assets use.
 Each run prints one JSON line: the job, the date, and per table written its rows and version.
 """
 
@@ -16,102 +16,38 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from resources.kafka import KafkaResource
-from resources.object_store import ObjectStoreResource
-from resources.spark import SparkResource
-from spark_jobs import bronze, delta_io, gold, sessions, silver
-from spark_jobs.paths import table_uri
-
-
-class JobInputMissing(RuntimeError):
-    """The table a job reads has not been written yet."""
+from netflix_assets import settings
+from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
+from netflix_assets.clients.object_store import ObjectStore
+from schema import tables
+from spark_jobs import session, steps
 
 
-@dataclass(frozen=True)
-class Written:
-    """What a job left in one table: for a daily job the rows of its date."""
-
-    uri: str
-    rows: int
-    delta_version: int | None
-
-
-def _require(spark: SparkSession, path: str, upstream_job: str) -> None:
-    if not delta_io.is_delta(spark, path):
-        raise JobInputMissing(f"no Delta table at {path}: run the '{upstream_job}' job first")
-
-
-def _written_day(spark: SparkSession, path: str, column: str, day: date) -> Written:
-    rows = spark.read.format("delta").load(path).where(F.col(column) == day).count()
-    return Written(path, rows, delta_io.version(spark, path))
-
-
-def run_bronze(
-    spark: SparkSession, store: ObjectStoreResource, bootstrap_servers: str, topic: str
-) -> dict[str, Written]:
-    """Appends the Kafka offsets bronze does not hold yet (see spark_jobs/bronze)."""
-    path = table_uri(store, "bronze_viewing_events")
-    watermarks = KafkaResource(bootstrap_servers=bootstrap_servers).watermarks(topic)
-    plan = bronze.plan_range(bronze.bronze_next_offsets(path, topic), watermarks)
-    if not plan:
-        version = delta_io.version(spark, path) if delta_io.is_delta(spark, path) else None
-        return {"bronze_viewing_events": Written(path, 0, version)}
-    rows = bronze.to_bronze(bronze.read_range(spark, bootstrap_servers, topic, plan)).cache()
-    count = rows.count()
-    bronze.append_bronze(rows, path, topic, bronze.range_version(plan))
-    rows.unpersist()
-    return {"bronze_viewing_events": Written(path, count, delta_io.version(spark, path))}
-
-
-def run_silver(spark: SparkSession, store: ObjectStoreResource, day: date) -> dict[str, Written]:
-    """Replaces the day in silver_viewing_events and silver_quarantine from bronze."""
-    bronze_path = table_uri(store, "bronze_viewing_events")
-    _require(spark, bronze_path, "bronze")
-    source = spark.read.format("delta").load(bronze_path)
-    classified = silver.classify(silver.bronze_window(source, day)).cache()
-    silver_path = table_uri(store, "silver_viewing_events")
-    quarantine_path = table_uri(store, "silver_quarantine")
-    delta_io.replace_day(silver.valid_events(classified, day), silver_path, "event_date", day)
-    delta_io.replace_day(silver.quarantined(classified, day), quarantine_path, "kafka_date", day)
-    classified.unpersist()
-    return {
-        "silver_viewing_events": _written_day(spark, silver_path, "event_date", day),
-        "silver_quarantine": _written_day(spark, quarantine_path, "kafka_date", day),
-    }
-
-
-def run_sessions(spark: SparkSession, store: ObjectStoreResource, day: date) -> dict[str, Written]:
-    """Replaces the day in silver_playback_sessions from silver events."""
-    events_path = table_uri(store, "silver_viewing_events")
-    _require(spark, events_path, "silver")
-    events = spark.read.format("delta").load(events_path)
-    path = table_uri(store, "silver_playback_sessions")
-    rows = sessions.sessionize(sessions.events_for_sessions(events, day), day)
-    delta_io.replace_day(rows, path, "session_date", day)
-    return {"silver_playback_sessions": _written_day(spark, path, "session_date", day)}
-
-
-def run_gold(spark: SparkSession, store: ObjectStoreResource, day: date) -> dict[str, Written]:
-    """Replaces and compacts the day in every gold table from the day's sessions."""
-    sessions_path = table_uri(store, "silver_playback_sessions")
-    _require(spark, sessions_path, "sessions")
-    day_sessions = (
-        spark.read.format("delta").load(sessions_path).where(F.col("session_date") == day).cache()
-    )
-    written = {}
-    for name, build in gold.TABLES.items():
-        path = table_uri(store, name)
-        delta_io.replace_day(build(day_sessions), path, "session_date", day)
-        delta_io.compact_day(spark, path, "session_date", day)
-        written[name] = _written_day(spark, path, "session_date", day)
-    day_sessions.unpersist()
-    return written
+def run_step(spark: SparkSession, store: ObjectStore, args: argparse.Namespace) -> dict:
+    """Runs the step the arguments name and returns, per table written, its rows and version."""
+    if args.job == "bronze":
+        kafka = KafkaClient(KafkaSettings.from_env(bootstrap_servers=args.bootstrap_servers))
+        marks = kafka.watermarks(args.topic)
+        r = steps.ingest_bronze(spark, store, args.bootstrap_servers, args.topic, marks)
+        return {tables.BRONZE_VIEWING_EVENTS.name: r.written}
+    if args.job == "silver":
+        r = steps.silver_day(spark, store, args.date)
+        return {
+            tables.SILVER_VIEWING_EVENTS.name: r.events,
+            tables.SILVER_QUARANTINE.name: r.quarantine,
+        }
+    if args.job == "sessions":
+        return {
+            tables.SILVER_PLAYBACK_SESSIONS.name: steps.sessions_day(
+                spark, store, args.date
+            ).written
+        }
+    return {t.name: r.written for t, r in steps.gold_day(spark, store, args.date).items()}
 
 
 def _iso_date(value: str) -> date:
@@ -128,8 +64,9 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--master",
-        help="Spark master URL for `python -m` runs (default: SparkResource's, env "
-        "NETFLIX_ASSETS_SPARK_MASTER); under spark-submit give spark-submit --master instead",
+        default=os.environ.get("NETFLIX_ASSETS_SPARK_MASTER", "local[*]"),
+        help="Spark master URL for `python -m` runs (default: env NETFLIX_ASSETS_SPARK_MASTER, "
+        "else local[*]); under spark-submit give spark-submit --master instead",
     )
     daily = argparse.ArgumentParser(add_help=False, parents=[common])
     daily.add_argument("--date", required=True, type=_iso_date, help="event date, YYYY-MM-DD")
@@ -152,30 +89,24 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def session(job: str, master: str | None) -> SparkSession:
+def spark_session(job: str, master: str) -> SparkSession:
     if under_spark_submit():
         return SparkSession.builder.getOrCreate()
-    options = {"app_name": f"netflix-assets-{job}"}
-    if master:
-        options["master"] = master
-    return SparkResource(**options).get_session()
+    conf = session.session_conf(settings.jars("spark"))
+    return session.get_session(master, f"netflix-assets-{job}", conf)
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
-    if args.master and under_spark_submit():
+    if "--master" in (argv if argv is not None else sys.argv) and under_spark_submit():
         cli.error("--master is spark-submit's option here: pass it before the script path")
-    store = ObjectStoreResource(root=args.lake_root)
+    store = ObjectStore(root=args.lake_root)
     day: date | None = getattr(args, "date", None)
-    spark = session(args.job, args.master)
+    spark = spark_session(args.job, args.master)
     try:
-        if args.job == "bronze":
-            written = run_bronze(spark, store, args.bootstrap_servers, args.topic)
-        else:
-            run = {"silver": run_silver, "sessions": run_sessions, "gold": run_gold}[args.job]
-            written = run(spark, store, day)
-    except JobInputMissing as exc:
+        written = run_step(spark, store, args)
+    except steps.StepInputMissing as exc:
         print(f"{args.job}: {exc}", file=sys.stderr)
         return 1
     finally:

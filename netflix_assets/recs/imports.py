@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from netflix_assets.clients.object_store import ObjectStoreOps
 from netflix_assets.recs.ratings import read_ratings
-from resources.object_store import ObjectStoreResource
-from spark_jobs.paths import table_uri
+from schema import tables
 
 SCHEMA = pa.schema(
     [
@@ -59,7 +59,7 @@ def _batches(frame, source: str):
 
 
 def import_ratings(
-    path: str | Path, object_store: ObjectStoreResource, namespace: str | None = None
+    path: str | Path, object_store: ObjectStoreOps, namespace: str | None = None
 ) -> dict[str, Any]:
     """Write the file's ratings as interactions (weight = rating / 5); returns a summary.
 
@@ -84,7 +84,7 @@ def import_ratings(
             f"namespace {source!r} left unchanged: fix the file and import it again"
         )
     reader = pa.RecordBatchReader.from_batches(SCHEMA, _batches(frame, source))
-    uri = table_uri(object_store, "imported_interactions")
+    uri = object_store.table_uri(tables.IMPORTED_INTERACTIONS)
     exists = Path(uri).exists() if "://" not in uri else True
     if exists and DeltaTable.is_deltatable(uri):
         write_deltalake(uri, reader, mode="overwrite", predicate=f"source = '{source}'")

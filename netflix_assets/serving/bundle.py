@@ -78,25 +78,3 @@ def manifest_file_source(path: str | Path) -> Source:
         return str(manifest.get("version") or f"{manifest['as_of']}@{stat.st_mtime_ns}"), manifest
 
     return newest
-
-
-def instance_source(instance) -> Source:
-    """Releases recorded in a Dagster instance: the newest partition of `recommender_release`
-    (a backfill of an older date never replaces a newer model), newest run first."""
-    from dagster import AssetKey
-
-    key = AssetKey("recommender_release")
-
-    def newest() -> tuple[str, Manifest] | None:
-        records = instance.fetch_materializations(key, limit=200).records
-        if not records:
-            return None
-        best = max(
-            records,
-            key=lambda r: (r.asset_materialization.partition or "", r.storage_id),
-        )
-        meta = best.asset_materialization.metadata
-        manifest = {k: str(v.value) for k, v in meta.items() if not k.endswith("_uri")}
-        return f"{manifest.get('as_of', '')}#{best.storage_id}", manifest
-
-    return newest

@@ -50,12 +50,12 @@ import lightgbm as lgb
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from netflix_assets.clients.object_store import ObjectStore, ObjectStoreOps
 from netflix_assets.recs import ranker
 from netflix_assets.recs.als import AlsModel
 from netflix_assets.recs.generators import FactorMoments, ItemItem
 from netflix_assets.recs.two_stage import Pipeline, TitleTable
 from netflix_assets.serving.bundle import Bundle, Manifest
-from resources.object_store import ObjectStoreResource
 
 MAPPED = ("user_ids", "user_factors")
 """The arrays that scale with users: memory-mapped, so opening a release reads none of them."""
@@ -121,7 +121,7 @@ class _Paced:
         self._raw.flush()
 
 
-def key(version: str, manifest: Manifest, store: ObjectStoreResource) -> str:
+def key(version: str, manifest: Manifest, store: ObjectStoreOps) -> str:
     """The directory name of a release: a digest of its version and where its files are, so two
     stores that both hold a "v1" never share a prepared directory."""
     where = [store.uri(manifest[k]) for k in ("als_key", "ranker_key", "titles_key")]
@@ -140,7 +140,7 @@ def _sorted(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return ids[order], rows[order], order
 
 
-def _read_als(store: ObjectStoreResource, key: str, scratch: Path) -> AlsModel:
+def _read_als(store: ObjectStoreOps, key: str, scratch: Path) -> AlsModel:
     """The ALS model, read at the paced rate (a local store's file is read where it lies)."""
     with (
         open(store.local_path(key, scratch), "rb") as raw,
@@ -154,7 +154,7 @@ def _save(path: Path, array: np.ndarray) -> None:
         np.save(_Paced(raw), array, allow_pickle=False)
 
 
-def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreResource) -> None:
+def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreOps) -> None:
     als = _read_als(store, manifest["als_key"], out / "download")
     model_text = store.get_bytes(manifest["ranker_key"]).decode()
     titles = TitleTable.from_bytes(store.get_bytes(manifest["titles_key"]))
@@ -216,7 +216,7 @@ def _write(out: Path, version: str, manifest: Manifest, store: ObjectStoreResour
     (out / "release.json").write_text(json.dumps(meta))
 
 
-def prepare(version: str, manifest: Manifest, store: ObjectStoreResource, root: Path) -> Path:
+def prepare(version: str, manifest: Manifest, store: ObjectStoreOps, root: Path) -> Path:
     """The prepared directory of a release under `root`, made now unless it exists already (a
     restarted server reuses it). Raises with the cause when the release cannot be served."""
     root.mkdir(parents=True, exist_ok=True)
@@ -280,7 +280,7 @@ def _item_item(path: Path, titles: int) -> ItemItem | None:
     return ItemItem("item_item", csr_matrix(tuple(parts), shape=(titles, titles)))
 
 
-def load(version: str, manifest: Manifest, store: ObjectStoreResource, root: Path) -> Bundle:
+def load(version: str, manifest: Manifest, store: ObjectStoreOps, root: Path) -> Bundle:
     """Prepare in this process and open: for tools and benchmarks, not for a serving process."""
     return open_bundle(prepare(version, manifest, store, root))
 
@@ -318,12 +318,10 @@ class Preparer:
         processes = getattr(self._pool, "_processes", None) or {}
         return next(iter(processes), None)
 
-    def __call__(
-        self, version: str, manifest: Manifest, store: ObjectStoreResource, root: Path
-    ) -> Path:
+    def __call__(self, version: str, manifest: Manifest, store: ObjectStoreOps, root: Path) -> Path:
         try:
             # Dagster resources do not pickle; their configuration does.
-            job = self._executor().submit(_prepare, version, manifest, store.model_dump(), root)
+            job = self._executor().submit(_prepare, version, manifest, store.client(), root)
             return job.result()
         except BrokenProcessPool as exc:
             self.close()
@@ -379,9 +377,9 @@ def _idle_priority() -> None:
         os.nice(19)
 
 
-def _prepare(version: str, manifest: Manifest, store: dict, root: Path) -> Path:
-    """Runs in the child: `prepare` with the store rebuilt from its configuration."""
-    return prepare(version, manifest, ObjectStoreResource(**store), root)
+def _prepare(version: str, manifest: Manifest, store: ObjectStore, root: Path) -> Path:
+    """Runs in the child: `prepare` with the plain (picklable) store client."""
+    return prepare(version, manifest, store, root)
 
 
 def _warm() -> None:

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from netflix_assets.clients.object_store import ObjectStoreOps
 from netflix_assets.serving import bundle as bundles
 from netflix_assets.serving import prepared
-from resources.object_store import ObjectStoreResource
 
-Prepare = Callable[[str, bundles.Manifest, ObjectStoreResource, Path], Path]
+Prepare = Callable[[str, bundles.Manifest, ObjectStoreOps, Path], Path]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ModelStore:
     def __init__(
         self,
         source: bundles.Source,
-        object_store: ObjectStoreResource,
+        object_store: ObjectStoreOps,
         release_dir: Path,
         poll_seconds: float = 10.0,
         prepare: Prepare | None = None,

@@ -89,7 +89,7 @@ def resolve(group: str) -> list[Path]:
     out = group_dir(group)
     marker = out / ".complete"
     if marker.is_file() and not damaged_jars(out):
-        return sorted(out.glob("*.jar"))
+        return _record(group, sorted(out.glob("*.jar")))
     for _attempt in range(2):
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -97,9 +97,20 @@ def resolve(group: str) -> list[Path]:
         broken = damaged_jars(out)
         if not broken:
             marker.write_text("ok\n")
-            return sorted(out.glob("*.jar"))
+            return _record(group, sorted(out.glob("*.jar")))
         _purge_from_maven_repo([b.name for b in broken])
     raise StackError(f"jars of '{group}' stay damaged after a fresh download: {broken}")
+
+
+def _record(group: str, found: list[Path]) -> list[Path]:
+    """Writes the list the programs read (settings.jars): they take their jars as configuration
+    and never resolve them themselves."""
+    manifest = settings.jar_manifest(group)
+    text = "".join(f"{j}\n" for j in found)
+    if not manifest.is_file() or manifest.read_text() != text:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(text)
+    return found
 
 
 def classpath(group: str) -> str:

@@ -27,7 +27,7 @@ from netflix_assets.experiments.assignment import assign
 from netflix_assets.experiments.definitions import load_registry
 from netflix_assets.experiments.exposures import exposure_event
 from resources.object_store import ObjectStoreResource
-from spark_jobs.paths import table_uri
+from schema import tables
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
@@ -60,7 +60,7 @@ def _gold_user_daily(spark, store: ObjectStoreResource, registry) -> None:
         "watch_hours double, devices long, stalls long, completions long"
     )
     spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").save(
-        table_uri(store, "gold_user_daily")
+        store.table_uri(tables.GOLD_USER_DAILY)
     )
 
 
@@ -131,21 +131,21 @@ def test_aa_and_ab_experiments_end_to_end(
         )
     exposures = result.asset_materializations_for_node("experiment_exposures")
     quarantined = spark.read.format("delta").load(
-        table_uri(store, "experiment_exposures_quarantine")
+        store.table_uri(tables.EXPERIMENT_EXPOSURES_QUARANTINE)
     )
     reasons = [r["reason"] for r in quarantined.collect()]
     assert len(reasons) == bad
     assert any("unknown experiment 'ghost'" in r for r in reasons)
     assert any("is assigned" in r for r in reasons)
     assert any("not JSON" in r for r in reasons)
-    valid = spark.read.format("delta").load(table_uri(store, "experiment_exposures")).count()
+    valid = spark.read.format("delta").load(store.table_uri(tables.EXPERIMENT_EXPOSURES)).count()
     assert valid == 2 * len(PROFILES) + len(PROFILES) - sum(
         1
         for n, p in enumerate(PROFILES)
         if n % 2 == 0 and assign(registry["lossy"], p) == "treatment"
     )
     assert exposures
-    results = spark.read.format("delta").load(table_uri(store, "experiment_results")).toPandas()
+    results = spark.read.format("delta").load(store.table_uri(tables.EXPERIMENT_RESULTS)).toPandas()
     final = results[
         (results["as_of"] == DAYS[1]) & (results["date"] == DAYS[1]) & results["primary"]
     ]

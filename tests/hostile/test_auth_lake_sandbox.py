@@ -14,14 +14,14 @@ from deltalake import write_deltalake
 
 from netflix_assets.lake_query import LakeQueryError, query
 from resources.object_store import ObjectStoreResource
-from spark_jobs.paths import table_uri
+from schema import tables
 
 
 @pytest.fixture
 def lake(tmp_path: Path) -> ObjectStoreResource:
     store = ObjectStoreResource(root=str(tmp_path / "objects"))
     rows = pa.table({"session_date": ["2026-11-01"], "title_id": ["t1"], "views": [3]})
-    write_deltalake(table_uri(store, "gold_title_daily"), rows)
+    write_deltalake(store.table_uri(tables.GOLD_TITLE_DAILY), rows)
     return store
 
 

@@ -22,7 +22,7 @@ from netflix_assets.lake_query import query
 from netflix_assets.stack import manager
 from netflix_assets.stack.process import wait_until
 from netflix_assets.stack.services import KafkaService
-from spark_jobs.paths import table_uri
+from schema import tables
 from streaming.produce import produce_simulated
 from streaming.simulator import SimConfig, Simulator
 
@@ -84,13 +84,13 @@ def test_bronze_holds_exactly_what_was_produced(lake) -> None:
     assert _meta(lake["first"], "bronze_viewing_events")["rows_appended"].value == (
         lake["report"].produced
     )
-    table = DeltaTable(table_uri(lake["store"], "bronze_viewing_events"))
+    table = DeltaTable(lake["store"].table_uri(tables.BRONZE_VIEWING_EVENTS))
     assert table.to_pyarrow_table().num_rows == lake["report"].produced
 
 
 def test_second_bronze_run_writes_no_new_version(lake) -> None:
     assert _meta(lake["second"], "bronze_viewing_events")["rows_appended"].value == 0
-    table = DeltaTable(table_uri(lake["store"], "bronze_viewing_events"))
+    table = DeltaTable(lake["store"].table_uri(tables.BRONZE_VIEWING_EVENTS))
     assert table.version() == 0
 
 
@@ -110,7 +110,7 @@ def test_a_second_topic_in_the_same_bronze_keeps_all_its_offsets(
     assert 0 < small.produced < lake["report"].produced
     ingested = _bronze(other, resources)
     assert _meta(ingested, "bronze_viewing_events")["rows_appended"].value == small.produced
-    table = DeltaTable(table_uri(store, "bronze_viewing_events")).to_pyarrow_table()
+    table = DeltaTable(store.table_uri(tables.BRONZE_VIEWING_EVENTS)).to_pyarrow_table()
     assert table.num_rows == lake["report"].produced + small.produced
 
 
@@ -124,7 +124,7 @@ def test_silver_has_every_valid_event_of_the_day_once(lake) -> None:
         if message.kind not in ("valid", "duplicate"):
             found = re.search(rb'"event_id":"([0-9a-f]+)"', message.value)
             malformed_ids.add(found.group(1).decode())
-    silver = DeltaTable(table_uri(lake["store"], "silver_viewing_events")).to_pyarrow_table(
+    silver = DeltaTable(lake["store"].table_uri(tables.SILVER_VIEWING_EVENTS)).to_pyarrow_table(
         columns=["event_id", "event_date"]
     )
     ids = silver.column("event_id").to_pylist()
@@ -140,7 +140,7 @@ def test_quarantine_keeps_each_bad_row_with_its_reason(lake) -> None:
         for m in Simulator(CONFIG).messages()
         if day_start <= m.timestamp_ms < day_start + 86_400_000  # quarantine is by Kafka date
     )
-    table = DeltaTable(table_uri(lake["store"], "silver_quarantine")).to_pyarrow_table()
+    table = DeltaTable(lake["store"].table_uri(tables.SILVER_QUARANTINE)).to_pyarrow_table()
     reasons = Counter(table.column("reason").to_pylist())
     assert reasons["malformed_json"] == sent["bad_json"]
     assert reasons["bad_type:position_ms"] == sent["bad_type"]
@@ -166,7 +166,7 @@ def test_checks_pass_and_gold_answers(lake) -> None:
 
 def test_rerunning_a_day_changes_nothing(lake, kafka_resource, spark_resource) -> None:
     resources = {"kafka": kafka_resource, "spark": spark_resource, "object_store": lake["store"]}
-    before = DeltaTable(table_uri(lake["store"], "silver_viewing_events")).to_pyarrow_table()
+    before = DeltaTable(lake["store"].table_uri(tables.SILVER_VIEWING_EVENTS)).to_pyarrow_table()
     again = materialize(
         [bronze_viewing_events, silver_events],
         selection=["silver_viewing_events", "silver_quarantine"],
@@ -175,7 +175,7 @@ def test_rerunning_a_day_changes_nothing(lake, kafka_resource, spark_resource) -
         instance=DagsterInstance.ephemeral(),
     )
     assert again.success
-    after = DeltaTable(table_uri(lake["store"], "silver_viewing_events")).to_pyarrow_table()
+    after = DeltaTable(lake["store"].table_uri(tables.SILVER_VIEWING_EVENTS)).to_pyarrow_table()
     assert sorted(after.column("event_id").to_pylist()) == sorted(
         before.column("event_id").to_pylist()
     )
@@ -201,7 +201,7 @@ def test_broker_killed_mid_ingestion_loses_and_duplicates_nothing(
     second = produce_simulated(kafka_resource, SimConfig(users=40, titles=10, seed=2), topic=topic)
     assert _bronze(topic, resources).success
     assert _bronze(topic, resources).success  # and once more: nothing new
-    table = DeltaTable(table_uri(store, "bronze_viewing_events")).to_pyarrow_table()
+    table = DeltaTable(store.table_uri(tables.BRONZE_VIEWING_EVENTS)).to_pyarrow_table()
     coordinates = list(
         zip(table.column("partition").to_pylist(), table.column("offset").to_pylist(), strict=True)
     )

@@ -18,10 +18,9 @@ from netflix_assets.offsets import OffsetsLost, offset_gaps
 from netflix_assets.video.upload import read_upload_messages
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
-from schema import topics
+from schema import tables, topics
 from sensors.viewing_events import viewing_events_sensor
 from spark_jobs.bronze import bronze_next_offsets, plan_range
-from spark_jobs.paths import table_uri
 
 pytestmark = pytest.mark.stack
 
@@ -63,7 +62,7 @@ def recreate(kafka: KafkaResource, topic: str) -> None:
 
 def bronze_table_claiming(store: ObjectStoreResource, topic: str, offsets: list[int]) -> str:
     """A bronze table whose rows say those offsets of partition 0 were ingested."""
-    path = table_uri(store, "bronze_viewing_events")
+    path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     rows = pa.table(
         {
             "topic": [topic] * len(offsets),
@@ -178,7 +177,7 @@ def test_bronze_records_an_acknowledged_loss_and_continues(
     try:
         produce(kafka_resource, topic, 3)
         assert bronze_run(accept=False).success
-        path = table_uri(store, "bronze_viewing_events")
+        path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
         assert bronze_next_offsets(path, topic) == {0: 3}
         produce(kafka_resource, topic, 5)  # offsets 3..7
         delete_records_before(kafka_resource, topic, 6)  # 3..5 gone before bronze read them

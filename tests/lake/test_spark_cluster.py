@@ -36,8 +36,9 @@ from netflix_assets.stack.process import wait_until
 from netflix_assets.stack.spark_cluster import SparkCluster, free_ports, spark_env, submit_command
 from resources.object_store import ObjectStoreResource
 from resources.spark import SparkResource
-from spark_jobs import bronze, gold, submit
-from spark_jobs.paths import table_uri
+from schema import tables
+from schema.tables import LakeTable
+from spark_jobs import bronze, gold, steps, submit
 from streaming.simulator import SimConfig, Simulator
 
 DAY = date(2026, 11, 1)
@@ -45,9 +46,9 @@ CONFIG = SimConfig(users=40, titles=15, start=DAY, malformed_share=0.01, duplica
 TOPIC = "viewing-events-cluster-test"
 JOBS = ("silver", "sessions", "gold")
 DAILY_TABLES = (
-    "silver_viewing_events",
-    "silver_quarantine",
-    "silver_playback_sessions",
+    tables.SILVER_VIEWING_EVENTS,
+    tables.SILVER_QUARANTINE,
+    tables.SILVER_PLAYBACK_SESSIONS,
     *gold.TABLES,
 )
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -73,19 +74,19 @@ def write_bronze(spark, store: ObjectStoreResource) -> int:
         rows.append((message.key, message.value, TOPIC, partition, next_offset[partition], ts))
         next_offset[partition] += 1
     raw = spark.createDataFrame(rows, KAFKA_ROWS)
-    path = table_uri(store, "bronze_viewing_events")
+    path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     bronze.append_bronze(bronze.to_bronze(raw), path, TOPIC, sum(next_offset))
     return len(rows)
 
 
-def row_set(store: ObjectStoreResource, name: str) -> Counter:
+def row_set(store: ObjectStoreResource, name: LakeTable) -> Counter:
     """The table's rows as a multiset; doubles rounded, since a sum's last bits depend on the
     order partial aggregates are merged in, which differs between the two runs."""
 
     def cell(value: object) -> object:
         return round(value, 9) if isinstance(value, float) and math.isfinite(value) else value
 
-    table = DeltaTable(table_uri(store, name)).to_pyarrow_table()
+    table = DeltaTable(store.table_uri(name)).to_pyarrow_table()
     return Counter(tuple(sorted((k, cell(v)) for k, v in r.items())) for r in table.to_pylist())
 
 
@@ -125,8 +126,8 @@ def lakes(spark, spark_resource, cluster, tmp_path_factory):
     in_process = ObjectStoreResource(root=str(tmp_path_factory.mktemp("lake-in-process")))
     produced = write_bronze(spark, on_cluster)
     shutil.copytree(
-        table_uri(on_cluster, "bronze_viewing_events"),
-        table_uri(in_process, "bronze_viewing_events"),
+        on_cluster.table_uri(tables.BRONZE_VIEWING_EVENTS),
+        in_process.table_uri(tables.BRONZE_VIEWING_EVENTS),
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
         submitted = pool.submit(submit_jobs, cluster, on_cluster)
@@ -154,17 +155,17 @@ def test_cluster_tables_equal_in_process_tables(lakes) -> None:
 
 
 def test_each_job_prints_what_it_wrote(lakes) -> None:
-    tables = {}
+    printed = {}
     for job, summary in lakes["summaries"].items():
         assert (summary["job"], summary["date"]) == (job, DAY.isoformat())
-        tables.update(summary["tables"])
-    assert set(tables) == set(DAILY_TABLES)
-    for name, written in tables.items():
+        printed.update(summary["tables"])
+    assert set(printed) == {t.name for t in DAILY_TABLES}
+    for name, written in printed.items():
         table = DeltaTable(written["uri"])
-        assert written["uri"] == table_uri(lakes["cluster"], name)
+        assert written["uri"] == lakes["cluster"].table_uri(tables.by_name(name))
         assert written["rows"] == table.to_pyarrow_table().num_rows > 0
         assert written["delta_version"] == table.version()
-    assert tables["silver_viewing_events"]["rows"] < lakes["produced"]
+    assert printed["silver_viewing_events"]["rows"] < lakes["produced"]
 
 
 def test_jobs_ran_as_applications_of_the_cluster(lakes, cluster) -> None:
@@ -188,7 +189,7 @@ def test_bad_arguments_exit_with_usage() -> None:
         submit.main(["bronze", "--lake-root", "/tmp/lake"])
 
 
-def test_job_without_its_input_names_the_job_to_run_first(spark, tmp_path) -> None:
+def test_step_without_its_input_names_the_step_to_run_first(spark, tmp_path) -> None:
     store = ObjectStoreResource(root=str(tmp_path))
-    with pytest.raises(submit.JobInputMissing, match="run the 'silver' job first"):
-        submit.run_sessions(spark, store, DAY)
+    with pytest.raises(steps.StepInputMissing, match="run the 'silver' step first"):
+        steps.sessions_day(spark, store, DAY)

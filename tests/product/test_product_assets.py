@@ -24,7 +24,7 @@ from netflix_assets.product.simulation import (
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
-from spark_jobs.paths import table_uri
+from schema import tables
 
 pytestmark = pytest.mark.stack
 DAY = date(2026, 11, 10)
@@ -58,7 +58,7 @@ def silver_sessions(db: PostgresResource, store: ObjectStoreResource, day: date,
             }
         )
     write_deltalake(
-        table_uri(store, "silver_playback_sessions"),
+        store.table_uri(tables.SILVER_PLAYBACK_SESSIONS),
         pa.Table.from_pylist(rows),
         mode="overwrite",
         partition_by=["session_date"],

@@ -10,8 +10,8 @@ from dagster import DagsterInstance, materialize
 from pyspark.sql import types as T
 
 from assets import recs
+from schema import tables
 from spark_jobs import delta_io
-from spark_jobs.paths import table_uri
 
 pytestmark = pytest.mark.stack
 
@@ -42,7 +42,7 @@ def test_features_and_online_copy(spark, spark_resource, redis_resource, object_
         (user, "c", datetime(2026, 11, 10, 9), True, True, False, "tv", 3_600_000, 0, 700),
     ]
     frame = spark.createDataFrame([(*r, r[2].date()) for r in rows], SESSION_SCHEMA)
-    path = table_uri(object_store, "silver_playback_sessions")
+    path = object_store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
     for day in sorted({r[2].date() for r in rows}):
         delta_io.replace_day(frame.where(frame.session_date == day), path, "session_date", day)
     result = materialize(
@@ -54,14 +54,16 @@ def test_features_and_online_copy(spark, spark_resource, redis_resource, object_
     assert result.success
     users = {
         r["user_id"]: r
-        for r in spark.read.format("delta").load(table_uri(object_store, "features_user")).collect()
+        for r in spark.read.format("delta")
+        .load(object_store.table_uri(tables.FEATURES_USER))
+        .collect()
     }
     assert set(users) == {user, "other"}
     mine = users[user]
     assert mine["u_interactions_all"] == 2  # the session on AS_OF itself is the future
     assert mine["u_completion_rate"] == pytest.approx(0.5)
     assert mine["u_tv_share"] == pytest.approx(0.5) and mine["u_mobile_share"] == pytest.approx(0.5)
-    titles = spark.read.format("delta").load(table_uri(object_store, "features_title"))
+    titles = spark.read.format("delta").load(object_store.table_uri(tables.FEATURES_TITLE))
     assert {r["title_id"] for r in titles.collect()} == {"a", "b"}
 
     client = redis_resource.client()

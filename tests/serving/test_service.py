@@ -419,16 +419,16 @@ def test_online_features_replace_a_watched_set_in_one_transaction(
     from deltalake import write_deltalake
 
     from assets import recs
-    from spark_jobs.paths import table_uri
+    from schema import tables
 
     as_of = datetime(2026, 11, 10).date()
     user = f"atomic-{uuid.uuid4().hex[:8]}"
     write_deltalake(
-        table_uri(object_store, "features_user"),
+        object_store.table_uri(tables.FEATURES_USER),
         pa.table({"user_id": [user], "u_interactions_all": [2.0], "as_of": [as_of]}),
     )
     write_deltalake(
-        table_uri(object_store, "features_user_title"),
+        object_store.table_uri(tables.FEATURES_USER_TITLE),
         pa.table({"user_id": [user, user], "title_id": ["a", "b"], "as_of": [as_of, as_of]}),
     )
     seen_key = f"{recs.ONLINE_PREFIX}:seen:{user}"
