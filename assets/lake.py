@@ -62,7 +62,7 @@ def bronze_viewing_events(
         result = steps.ingest_bronze(
             spark.get_session(),
             object_store,
-            kafka.bootstrap_servers,
+            kafka.kafka_settings(),
             config.topic,
             marks,
             config.accept_lost_offsets,

@@ -15,6 +15,7 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from netflix_assets.clients.kafka import KafkaSettings
 from netflix_assets.clients.object_store import ObjectStoreOps
 from netflix_assets.offsets import offset_gaps
 from schema import tables
@@ -88,7 +89,7 @@ def _written_day(spark: SparkSession, path: str, column: str, day: date) -> Writ
 def ingest_bronze(
     spark: SparkSession,
     store: ObjectStoreOps,
-    bootstrap_servers: str,
+    kafka: KafkaSettings,
     topic: str,
     watermarks: dict[int, tuple[int, int]],
     accept_lost_offsets: bool = False,
@@ -102,7 +103,7 @@ def ingest_bronze(
     if not plan:
         version = delta_io.version(spark, path) if delta_io.is_delta(spark, path) else None
         return BronzeResult(Written(path, 0, version), {}, [], lost)
-    rows = bronze.to_bronze(bronze.read_range(spark, bootstrap_servers, topic, plan)).cache()
+    rows = bronze.to_bronze(bronze.read_range(spark, kafka, topic, plan)).cache()
     count = rows.count()
     dates = sorted(
         r["kafka_date"].isoformat() for r in rows.select("kafka_date").distinct().collect()

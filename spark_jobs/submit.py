@@ -31,9 +31,9 @@ from spark_jobs import session, steps
 def run_step(spark: SparkSession, store: ObjectStore, args: argparse.Namespace) -> dict:
     """Runs the step the arguments name and returns, per table written, its rows and version."""
     if args.job == "bronze":
-        kafka = KafkaClient(KafkaSettings.from_env(bootstrap_servers=args.bootstrap_servers))
-        marks = kafka.watermarks(args.topic)
-        r = steps.ingest_bronze(spark, store, args.bootstrap_servers, args.topic, marks)
+        kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap_servers)
+        marks = KafkaClient(kafka).watermarks(args.topic)
+        r = steps.ingest_bronze(spark, store, kafka, args.topic, marks)
         return {tables.BRONZE_VIEWING_EVENTS.name: r.written}
     if args.job == "silver":
         r = steps.silver_day(spark, store, args.date)
