@@ -97,11 +97,11 @@ def db() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply the pending migrations, each in one transaction; a no-op when up to date."""
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.product import migrations
-    from resources.postgres import PostgresResource
 
     try:
-        applied = migrations.migrate(PostgresResource().conninfo())
+        applied = migrations.migrate(PostgresSettings().conninfo())
     except migrations.MigrationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -111,11 +111,11 @@ def db_migrate() -> None:
 @db.command("status")
 def db_status() -> None:
     """Applied and pending versions; exits 1 when one is pending, edited or missing."""
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.product import migrations
-    from resources.postgres import PostgresResource
 
     try:
-        states = migrations.status(PostgresResource().conninfo())
+        states = migrations.status(PostgresSettings().conninfo())
     except migrations.MigrationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -221,6 +221,7 @@ def _simulate_accounts(config):
     """The account side of `simulate` in PostgreSQL; returns the config with its population."""
     import dataclasses
 
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.product import migrations
     from netflix_assets.product.simulation import (
         AccountSimConfig,
@@ -228,9 +229,8 @@ def _simulate_accounts(config):
         load_population,
         simulate_accounts,
     )
-    from resources.postgres import PostgresResource
 
-    postgres = PostgresResource()
+    postgres = PostgresSettings()
     account_config = AccountSimConfig(
         accounts=config.users, days=config.days, start=config.start, seed=config.seed
     )
@@ -392,6 +392,7 @@ def serve(
     import uvicorn
 
     from netflix_assets import release_source
+    from netflix_assets.clients.redis import RedisSettings
     from netflix_assets.serving import bundle
     from netflix_assets.serving.app import create_app
     from netflix_assets.serving.auth import (
@@ -402,7 +403,6 @@ def serve(
     )
     from netflix_assets.serving.store import ModelStore
     from resources.object_store import ObjectStoreResource
-    from resources.redis import RedisResource
 
     try:
         auth = AuthConfig.from_env()
@@ -433,7 +433,7 @@ def serve(
     running, exposures = _serving_experiments() if with_experiments else (None, None)
     app = create_app(
         store,
-        RedisResource().async_client,
+        RedisSettings().async_client,
         auth,
         experiments=running,
         exposures=exposures,
@@ -480,12 +480,12 @@ def _serving_experiments():
     from confluent_kafka import KafkaException
 
     from netflix_assets.clients import kafka as kafka_clients
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.experiments import registry
     from netflix_assets.experiments.serving import ExposureLog, RunningExperiments
-    from resources.postgres import PostgresResource
     from schema import topics
 
-    postgres = PostgresResource()
+    postgres = PostgresSettings()
 
     def load():
         with postgres.connect() as conn:
@@ -519,17 +519,17 @@ def experiments_define(file: Path) -> None:
     """Define the experiments of a YAML file (`experiments: [...]`, as deploy/experiments.yml)
     in PostgreSQL. Checked with those already defined; an unchanged one is left as it is, and
     only the end date and description of a defined one may change."""
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.experiments import registry
     from netflix_assets.experiments.definitions import (
         LAKE_METRICS,
         ExperimentDefinitionError,
         load_registry,
     )
-    from resources.postgres import PostgresResource
 
     try:
         wanted = load_registry(file.read_text(), LAKE_METRICS)
-        with PostgresResource().connect() as conn:
+        with PostgresSettings().connect() as conn:
             done = registry.define(conn, wanted.values(), LAKE_METRICS)
     except ExperimentDefinitionError as exc:
         click.echo(f"error: {file}: {exc}", err=True)
@@ -543,12 +543,12 @@ def experiments_define(file: Path) -> None:
 @experiments.command("list")
 def experiments_list() -> None:
     """Every defined experiment: layer and traffic slice, dates, variants, metrics."""
+    from netflix_assets.clients.postgres import PostgresSettings
     from netflix_assets.experiments import registry
     from netflix_assets.experiments.definitions import ExperimentDefinitionError
-    from resources.postgres import PostgresResource
 
     try:
-        with PostgresResource().connect() as conn:
+        with PostgresSettings().connect() as conn:
             defined = registry.load(conn)
     except ExperimentDefinitionError as exc:
         click.echo(f"error: {exc}", err=True)

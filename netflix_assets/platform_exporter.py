@@ -277,9 +277,9 @@ def registry(
 
 
 def _redis_client():
-    from resources.redis import RedisResource
+    from netflix_assets.clients.redis import RedisSettings
 
-    return RedisResource().client()
+    return RedisSettings().client()
 
 
 def _instance():

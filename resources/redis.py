@@ -1,18 +1,15 @@
-"""Redis: the online feature store and the dashboards' latest real-time values."""
+"""Redis as a Dagster resource: the plain client factory (netflix_assets/clients/redis.py)
+over settings from run config or EnvVar."""
 
 from __future__ import annotations
 
-import redis
-import redis.asyncio as aioredis
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from netflix_assets import settings
+from netflix_assets.clients.redis import RedisOps
 
 
-class RedisResource(ConfigurableResource):
-    """A Redis client factory; a client holds a connection pool, so callers keep theirs."""
-
+class RedisResource(RedisOps, ConfigurableResource):
     url: str = Field(
         default="",
         description="redis:// URL with its password, redis://:<password>@host:port/db. Empty: "
@@ -20,18 +17,3 @@ class RedisResource(ConfigurableResource):
         "(read when connecting, so no password sits in the resource's visible config).",
     )
     socket_timeout_s: float = 5.0
-
-    def resolved_url(self) -> str:
-        """The URL to connect to: the configured one, else settings' (env or local stack)."""
-        return self.url or settings.redis_url()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.resolved_url(), socket_timeout=self.socket_timeout_s, decode_responses=False
-        )
-
-    def async_client(self) -> aioredis.Redis:
-        """For code on an event loop (the HTTP service): awaiting never blocks other requests."""
-        return aioredis.Redis.from_url(
-            self.resolved_url(), socket_timeout=self.socket_timeout_s, decode_responses=False
-        )
