@@ -521,7 +521,11 @@ class PostgresService(Service):
             f"-p {self.port} -c listen_addresses={settings.HOST} "
             f"-c unix_socket_directories={self.home} -c unix_socket_permissions=0770 "
             "-c password_encryption=scram-sha-256 -c max_connections=200 "
-            "-c shared_buffers=128MB -c fsync=on"
+            "-c shared_buffers=128MB -c fsync=on "
+            # A dev box has no replica and no WAL archive: with wal_level=minimal the day
+            # partitions that viewing_history's load creates and fills in one transaction
+            # write no WAL (docs/PRODUCT.md, "Speed"; production keeps replica).
+            "-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=4GB"
         )
         cmd = self._as_owner(
             [
