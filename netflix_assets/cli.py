@@ -469,7 +469,7 @@ def web(host: str, port: int | None) -> None:
         config = web_config.WebConfig(signing_key=key)
     except web_config.WebConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    sink = EventSink(KafkaResource().producer(**{"linger.ms": 5}), VIEWING_EVENTS)
+    sink = EventSink(kafka_client.client().producer(**{"linger.ms": 5}), VIEWING_EVENTS)
     port = port or web_config.web_port()
     click.echo(f"web app on http://{host}:{port}/ (media through {config.edge_url})")
     uvicorn.run(create_app(config, sink), host=host, port=port, log_level="warning")

@@ -20,7 +20,7 @@ from netflix_assets import settings
 from netflix_assets.stack import secrets
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.process import run, spawn
-from netflix_assets.stack.services import Service
+from netflix_assets.stack.services import Service, _searchable_by_others
 from netflix_assets.web import config as web_config
 from netflix_assets.web.tokens import origin_key
 
@@ -99,6 +99,11 @@ class EdgeService(Service):
     def prepare(self) -> None:
         key = self._signing_key or web_config.signing_key_from_env()
         key = key or secrets.ensure(web_config.SIGNING_KEY_SECRET).encode()
+        if os.geteuid() == 0 and not _searchable_by_others(self._home):
+            raise StackError(
+                f"nginx's workers run as nobody and cannot reach {self._home}: a folder above "
+                "it is private (mode 700); choose an edge folder others may pass through"
+            )
         for sub in ("tmp", "cache", "auth-cache"):
             (self._home / sub).mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:

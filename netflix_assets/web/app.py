@@ -180,8 +180,11 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
             shown.append({"name": row.name, "titles": items, "note": note})
         return page(request, "home.html", viewer=viewer, rows=shown)
 
-    @app.get("/title/{title_id}", response_class=HTMLResponse)
-    def title_page(request: Request, title_id: str) -> Response:
+    def title_for_page(
+        request: Request, title_id: str
+    ) -> tuple[viewers.Profile, catalog.Title, viewers.Plan | None] | Response:
+        """The signed-in profile, the title if it may see it and the plan, else the page
+        to answer instead (sign-in, profile choice, or 404)."""
         viewer = require_page_viewer(request)
         if isinstance(viewer, Response):
             return viewer
@@ -190,17 +193,22 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
             plan = viewers.current_plan(conn, viewer.account_id)
         if found is None:
             return page(request, "missing.html", status=404, viewer=viewer, title_id=title_id)
+        return viewer, found, plan
+
+    @app.get("/title/{title_id}", response_class=HTMLResponse)
+    def title_page(request: Request, title_id: str) -> Response:
+        answer = title_for_page(request, title_id)
+        if isinstance(answer, Response):
+            return answer
+        viewer, found, plan = answer
         return page(request, "title.html", viewer=viewer, title=found, plan=plan)
 
     @app.get("/watch/{title_id}", response_class=HTMLResponse)
     def watch_page(request: Request, title_id: str) -> Response:
-        viewer = require_page_viewer(request)
-        if isinstance(viewer, Response):
-            return viewer
-        with db() as conn:
-            found = catalog.title(conn, title_id, viewer.maturity_level)
-        if found is None:
-            return page(request, "missing.html", status=404, viewer=viewer, title_id=title_id)
+        answer = title_for_page(request, title_id)
+        if isinstance(answer, Response):
+            return answer
+        viewer, found, _ = answer
         try:
             codecs = catalog.variant_codecs(store_root, found)
         except FileNotFoundError:

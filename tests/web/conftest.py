@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -142,12 +144,16 @@ def web(
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start within 30 s"
         time.sleep(0.05)
-    edge_home = tmp_path_factory.mktemp("edge")
+    # nginx's workers run as nobody under root: their folder must be reachable (pytest's tmp
+    # folders are private).
+    edge_home = Path(tempfile.mkdtemp(prefix="web-test-edge-"))
+    edge_home.chmod(0o755)
     edge = EdgeService(home=edge_home, port=edge_port, app_port=app_port, signing_key=key)
     edge.up()
     try:
         yield WebStack(f"http://127.0.0.1:{app_port}", edge.endpoint, edge_home, config, topic)
     finally:
         edge.down()
+        shutil.rmtree(edge_home, ignore_errors=True)
         server.should_exit = True
         thread.join(30)
