@@ -20,21 +20,27 @@ import pytest
 
 from netflix_assets import settings
 from netflix_assets.stack import manager
+from netflix_assets.stack.services import all_services
 from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from resources.postgres import PostgresResource
 from resources.redis import RedisResource
 from resources.spark import SparkResource
 
+CORE_SERVICES = {s.name for s in all_services()}
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict[str, object]]:
-    was_up = manager.is_up()
-    if not was_up:
-        manager.up()
+    """Starts the core services that are down and stops only those afterwards: an optional
+    service (monitoring, the edge, a Flink cluster) or one restarting elsewhere never makes a
+    test run stop services it did not start."""
+    down = [s.name for s in manager.status() if s.name in CORE_SERVICES and not s.healthy]
+    outcome = manager.up(down) if down else {}
+    started = [name for name, result in outcome.items() if result.startswith("started")]
     yield manager.endpoints()
-    if not was_up:
-        manager.down()
+    if started:
+        manager.down(started)
 
 
 @pytest.fixture(scope="session")
