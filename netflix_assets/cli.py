@@ -456,11 +456,11 @@ def web(host: str, port: int | None) -> None:
     through the caching edge (`netflix-assets stack up edge`)."""
     import uvicorn
 
+    from netflix_assets.clients import kafka as kafka_client
     from netflix_assets.stack import secrets
     from netflix_assets.web import config as web_config
     from netflix_assets.web.app import create_app
     from netflix_assets.web.events import EventSink
-    from resources.kafka import KafkaResource
     from schema.topics import VIEWING_EVENTS
 
     key = web_config.signing_key_from_env()
