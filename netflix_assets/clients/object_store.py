@@ -43,6 +43,12 @@ def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def _s3_headers(content_type: str | None, cache_control: str | None) -> dict[str, str]:
+    """The object's HTTP headers as S3 arguments (a CDN serves them as stored)."""
+    headers = {"ContentType": content_type, "CacheControl": cache_control}
+    return {name: value for name, value in headers.items() if value}
+
+
 class ObjectStoreOps:
     """Keys are '/'-separated paths below `root`; `root` is a folder or `s3://bucket/prefix`."""
 
@@ -93,11 +99,7 @@ class ObjectStoreOps:
     ) -> str:
         check_key(key)
         if self.is_s3:
-            extra = {}
-            if content_type:
-                extra["ContentType"] = content_type
-            if cache_control:
-                extra["CacheControl"] = cache_control
+            extra = _s3_headers(content_type, cache_control)
             bucket, _ = self._bucket_prefix()
             self._client().upload_file(
                 str(local_path), bucket, self._s3_key(key), ExtraArgs=extra or None
@@ -116,11 +118,7 @@ class ObjectStoreOps:
         check_key(key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
-            extra: dict[str, str] = {}
-            if content_type:
-                extra["ContentType"] = content_type
-            if cache_control:
-                extra["CacheControl"] = cache_control
+            extra = _s3_headers(content_type, cache_control)
             self._client().put_object(Bucket=bucket, Key=self._s3_key(key), Body=data, **extra)
         else:
             _write_atomically(self._local(key), lambda p: p.write_bytes(data))
@@ -205,11 +203,7 @@ class ObjectStoreOps:
         check_key(dst_key)
         if self.is_s3:
             bucket, _ = self._bucket_prefix()
-            extra = (
-                {"ContentType": put_args["content_type"]} if put_args.get("content_type") else {}
-            )
-            if put_args.get("cache_control"):
-                extra["CacheControl"] = put_args["cache_control"]
+            extra = _s3_headers(put_args.get("content_type"), put_args.get("cache_control"))
             self._client().copy_object(
                 Bucket=bucket,
                 Key=self._s3_key(dst_key),
