@@ -168,6 +168,18 @@ def markdown_table(scores: list[QualityScores]) -> str:
     return "\n".join(lines)
 
 
+def pooled_vmaf(log: dict[str, Any] | str | Path, skip_frames: frozenset[int]) -> float:
+    """Mean VMAF of a libvmaf JSON log's scored frames, leaving out the frames numbered in
+    `skip_frames` (all of them when nothing else was scored)."""
+    if not isinstance(log, dict):
+        log = json.loads(Path(log).read_text())
+    frames = log["frames"]
+    kept = [f for f in frames if f["frameNum"] not in skip_frames] or frames
+    if not kept:
+        raise ValueError("libvmaf log has no frames; the inputs did not overlap")
+    return float(np.mean([f["metrics"]["vmaf"] for f in kept]))
+
+
 def per_frame_vmaf(log: dict[str, Any] | str | Path) -> list[float]:
     """The per-frame VMAF series of a libvmaf JSON log, in frame order."""
     if not isinstance(log, dict):

@@ -11,7 +11,7 @@ import bjontegaard
 import imageio_ffmpeg
 import pytest
 
-from netflix_assets.video import hull, plan
+from netflix_assets.video import hull, plan, quality
 from netflix_assets.video.encode import SourceInfo, video_codec_args
 from netflix_assets.video.hull import PlanError, ProbePoint
 from netflix_assets.video.ladder import Rung, size_for_short_side
@@ -149,6 +149,24 @@ def test_capped_crf_rung_arguments() -> None:
     assert "-b:v" not in args
     vbr = video_codec_args(Rung("a", 960, 540, 800, 1200, 1600, "h264"), "libx264", 30, None)
     assert "-crf" not in vbr and vbr[vbr.index("-b:v") + 1] == "800k"
+
+
+def test_window_start_frames_are_left_out_of_a_probe_score() -> None:
+    # Frame 0 (no predecessor) and frame 25 (the jump to the next window) score low on a pan.
+    scores = {0: 79.0, 5: 98.0, 10: 97.0, 15: 99.0, 20: 96.0, 25: 81.0, 30: 98.0}
+    log = {"frames": [{"frameNum": n, "metrics": {"vmaf": v}} for n, v in scores.items()]}
+    assert quality.pooled_vmaf(log, frozenset({0, 25})) == pytest.approx(97.6)
+    only_first = {"frames": log["frames"][:1]}
+    assert quality.pooled_vmaf(only_first, frozenset({0})) == 79.0  # a 1-frame title
+
+
+def test_crf_search_takes_the_secant_past_the_knee() -> None:
+    # VMAF bends down fast past CRF 33 here; the chord from 33.5 to 40 would suggest 34.1.
+    curve = [ProbePoint(320, 240, c, 100.0, v) for c, v in ((32.0, 99.86), (33.5, 97.09))]
+    curve.append(ProbePoint(320, 240, 40.0, 30.0, 74.32))
+    assert plan._next_crf(curve, 95.0, (8.0, 51.0)) == pytest.approx(34.6, abs=0.05)
+    # Past every probe: extrapolated from the nearest two.
+    assert plan._next_crf(curve[:2], 95.0, (8.0, 51.0)) == pytest.approx(34.6, abs=0.05)
 
 
 def test_probes_are_pure_crf_and_odd_sizes_are_scored_even() -> None:
