@@ -17,6 +17,8 @@ prints:
     and as CPU seconds (user + system of the FFmpeg processes): on a shared machine the wall
     ratio swings with what else runs in that minute, the CPU ratio much less.
 Each line also gives the load average (1 min) when the source started and ended.
+`--cost-only` (for long titles) skips the fixed ladder and scores only the per-title top rung:
+probe cost, encode cost and the top rung's planned vs achieved VMAF, no BD-rate.
 No Dagster and no stack needed.
 """
 
@@ -61,17 +63,23 @@ def cpu_seconds() -> float:
 
 
 def encode_and_score(
-    source: Path, info, src: SourceInfo, rungs: list[Rung], out: Path, subsample: int
+    source: Path,
+    info,
+    src: SourceInfo,
+    rungs: list[Rung],
+    out: Path,
+    subsample: int,
+    top_only: bool = False,
 ) -> tuple[float, float, list[tuple[Rung, float, float]]]:
-    """Encode the ladder (one decode), then score each rung on the whole title.
-    Returns (encode wall seconds, encode CPU seconds, [(rung, measured kbps, VMAF)])."""
+    """Encode the ladder (one decode), then score each rung (or only the top one) on the whole
+    title. Returns (encode wall seconds, encode CPU seconds, [(rung, measured kbps, VMAF)])."""
     out.mkdir(parents=True)
     encode = build_ladder_command(source, src, rungs, out, codec="h264", ffmpeg=FFMPEG)
     started, cpu = time.perf_counter(), cpu_seconds()
     run(encode.cmd)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     rows = []
-    for rung in rungs:
+    for rung in [max(rungs, key=lambda r: r.bitrate_kbps)] if top_only else rungs:
         log = out / f"{rung.name}.json"
         run(
             quality.build_vmaf_command(
@@ -90,7 +98,7 @@ def encode_and_score(
     return seconds, cpu, rows
 
 
-def bench_source(name: str, shape: Shape, work: Path, subsample: int) -> dict:
+def bench_source(name: str, shape: Shape, work: Path, subsample: int, cost_only: bool) -> dict:
     source = make_clip(work / f"{name}.mp4", shape)
     load_start = os.getloadavg()[0]
     info = validate_upload(source)
@@ -101,18 +109,22 @@ def bench_source(name: str, shape: Shape, work: Path, subsample: int) -> dict:
     probe_cpu = cpu_seconds() - cpu
     fixed = build_ladder(info.width, info.height, info.rotation, "h264", src.encode_fps)
     per_title_s, per_title_cpu, per_title = encode_and_score(
-        source, info, src, made.rungs, work / "per_title", subsample
+        source, info, src, made.rungs, work / "per_title", subsample, top_only=cost_only
     )
-    _, _, fixed_rows = encode_and_score(source, info, src, fixed, work / "fixed", subsample)
+    top_rung, _, top_vmaf = max(per_title, key=lambda r: r[1])
+    fixed_rows = []
+    if not cost_only:
+        _, _, fixed_rows = encode_and_score(source, info, src, fixed, work / "fixed", subsample)
     anchor = [(k, v) for _, k, v in fixed_rows]
     test = [(k, v) for _, k, v in per_title]
-    top_rung, _, top_vmaf = max(per_title, key=lambda r: r[1])
     return {
         "name": name,
-        "bd_rate": hull.bd_rate(anchor, test),
-        "per_title_kbps": sum(k for _, k, _ in per_title),
+        "bd_rate": hull.bd_rate(anchor, test) if fixed_rows else None,
+        "per_title_kbps": sum(r.bitrate_kbps for r in made.rungs)
+        if cost_only
+        else sum(k for _, k, _ in per_title),
         "fixed_kbps": sum(k for _, k, _ in fixed_rows),
-        "fixed_top_vmaf": max(fixed_rows, key=lambda r: r[1])[2],
+        "fixed_top_vmaf": max((v for _, _, v in fixed_rows), default=float("nan")),
         "rungs": len(made.rungs),
         "top": f"{top_rung.name} CRF {top_rung.crf:g}",
         "planned": top_rung.planned_vmaf,
@@ -132,13 +144,18 @@ def main() -> None:
     parser.add_argument("--sources", default=",".join(SOURCES))
     parser.add_argument("--subsample", type=int, default=2, help="VMAF of every Nth frame")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of every source")
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="probe and encode cost and the top rung's VMAF only (no fixed ladder, no BD-rate)",
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="per-title-bench-") as tmp:
         for name in args.sources.split(","):
             width, height, content = SOURCES[name]
             shape = Shape(width, height, 25, args.seconds, False, content=content)
-            result = bench_source(name, shape, Path(tmp) / name, args.subsample)
+            result = bench_source(name, shape, Path(tmp) / name, args.subsample, args.cost_only)
             results.append(result)
             bd = result["bd_rate"]
             print(
@@ -159,9 +176,13 @@ def main() -> None:
     deltas = [abs(r["achieved"] - r["planned"]) for r in results]
     ratios = [r["probe_s"] / r["encode_s"] for r in results]
     cpu_ratios = [r["probe_cpu"] / r["encode_cpu"] for r in results]
+    bd = (
+        f"mean {statistics.mean(bds):.1f} % (target <= -20), worst {max(bds):.1f} % (target <= 0)"
+        if bds
+        else "not measured (--cost-only)"
+    )
     print(
-        f"{args.seconds:g} s titles: BD-rate mean {statistics.mean(bds):.1f} % (target <= -20), "
-        f"worst {max(bds):.1f} % (target <= 0); |achieved - planned| top VMAF max "
+        f"{args.seconds:g} s titles: BD-rate {bd}; |achieved - planned| top VMAF max "
         f"{max(deltas):.2f} (target <= 2); probe/encode wall median "
         f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}; CPU median "
         f"{statistics.median(cpu_ratios):.2f}, max {max(cpu_ratios):.2f} (target <= 1.0)"
