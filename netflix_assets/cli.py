@@ -657,7 +657,7 @@ def demo() -> None:
 
     try:
         demo_module.run()
-    except StackError as exc:
+    except (StackError, demo_module.DemoFailed) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 

@@ -1,27 +1,58 @@
 """The end-to-end demo on embedded defaults: each capability adds a step here as it lands.
 
-The demo records its runs in the DAGSTER_HOME instance, so `make ui` shows them afterwards.
+The terminal shows each step with its duration and the figures it produced. The demo records its
+runs in the DAGSTER_HOME instance, so `make ui` shows them and their event logs afterwards; what
+the runs print (Dagster's event log at DEBUG, Spark, FFmpeg) goes to a log file under
+`.state/demo/`, named at the end. Steps reach assets, jobs and sensors by name through the
+Definitions and read results from materialization metadata and the lake tables, as a user would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+import traceback
+from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 
-from dagster import DagsterInstance, materialize
-from rich.console import Console
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
 
 from netflix_assets.definitions import defs
+from netflix_assets.demo_log import new_log_path, output_to, terminal_console
 from netflix_assets.stack import manager
+
+
+class DemoFailed(Exception):
+    """A demo step failed; the message names the step, the cause and the log file."""
+
+
+def materialize_assets(
+    instance: DagsterInstance, names: Sequence[str], partition: str | None = None
+) -> ExecuteInProcessResult:
+    """Materialize the code location's assets named `names` in one run recorded in `instance`."""
+    selection = [AssetKey(name) for name in names]
+    unknown = sorted(set(selection) - set(defs.resolve_all_asset_keys()))
+    if unknown:
+        raise KeyError(
+            f"the code location has no asset {', '.join(k.to_user_string() for k in unknown)}; "
+            "the asset names are in tests/snapshots/definitions.json"
+        )
+    job = defs.resolve_implicit_job_def_def_for_assets(selection)
+    return job.execute_in_process(
+        asset_selection=selection, partition_key=partition, instance=instance
+    )
+
+
+def failed_checks(result: ExecuteInProcessResult) -> list[str]:
+    return [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
 
 
 def platform_step(console: Console, instance: DagsterInstance) -> None:
     """The catalog schema: proves Dagster, the resources and PostgreSQL work together."""
-    from assets.catalog import catalog_schema
-
-    result = materialize(
-        [catalog_schema], resources=defs.resources, instance=instance, raise_on_error=True
-    )
+    result = materialize_assets(instance, ["catalog_schema"])
     meta = result.asset_materializations_for_node("catalog_schema")[0].metadata
     console.print(f"catalog_schema: {meta['table_count'].value} tables in PostgreSQL")
 
@@ -58,7 +89,6 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
     """Two days of simulated viewing through Kafka, bronze, silver, sessions and gold."""
     from datetime import UTC, datetime, timedelta
 
-    from assets.lake import ASSETS as LAKE_ASSETS
     from netflix_assets.lake_query import query
     from resources.kafka import KafkaResource
     from streaming.produce import produce_simulated
@@ -72,38 +102,24 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
         SimConfig(days=2, start=days[0], seed=DEMO_SEED, population=population),
     )
     console.print(f"simulated {report.produced:,} events at {report.rate:,.0f}/s")
-    everything = [*LAKE_ASSETS]
-    materialize(
-        everything,
-        selection=["bronze_viewing_events"],
-        resources=defs.resources,
-        instance=instance,
-        raise_on_error=True,
-    )
-    downstream = [
-        "silver_viewing_events",
-        "silver_quarantine",
-        "silver_playback_sessions",
-        "gold_title_daily",
-        "gold_qoe_daily",
-        "gold_user_daily",
-    ]
+    bronze = materialize_assets(instance, ["bronze_viewing_events"])
+    ingested = bronze.asset_materializations_for_node("bronze_viewing_events")[0].metadata
+    console.print(f"bronze_viewing_events: {ingested['rows_appended'].value:,} rows appended")
+    daily = defs.resolve_job_def("lake_daily_job")  # silver, sessions and gold of one date
     for day in days:
-        result = materialize(
-            everything,
-            selection=downstream,
-            partition_key=day.isoformat(),
-            resources=defs.resources,
-            instance=instance,
-            raise_on_error=True,
+        result = daily.execute_in_process(partition_key=day.isoformat(), instance=instance)
+        console.print(
+            f"{day}: silver and gold materialized; failed checks: {failed_checks(result) or 'none'}"
         )
-        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
-        console.print(f"{day}: lake materialized; failed checks: {failed or 'none'}")
     top = query(
         "SELECT title_id, sum(views) AS views, round(sum(watch_hours), 1) AS watch_hours "
         "FROM gold_title_daily GROUP BY title_id ORDER BY views DESC LIMIT 5"
     )
-    console.print("top titles (netflix-assets query):", top.to_pylist())
+    console.print("top titles (gold_title_daily, as `netflix-assets query` reads it):")
+    for row in top.to_pylist():
+        console.print(
+            f"  {row['title_id']:>12s}  {row['views']:6,d} views  {row['watch_hours']:8,.1f} h"
+        )
 
 
 def product_step(console: Console, instance: DagsterInstance) -> None:
@@ -112,27 +128,14 @@ def product_step(console: Console, instance: DagsterInstance) -> None:
     then MRR by plan from gold (netflix-assets query)."""
     from datetime import UTC, datetime, timedelta
 
-    from assets.product import ASSETS as PRODUCT_ASSETS
-    from assets.product import SNAPSHOTS
     from netflix_assets.lake_query import query
+    from netflix_assets.product.snapshots import SNAPSHOTS
 
     today = datetime.now(UTC).date()
-    everything = [*PRODUCT_ASSETS]
-    materialize(
-        everything,
-        selection=["viewing_history_partitions"],
-        resources=defs.resources,
-        instance=instance,
-    )
-    for day in (today - timedelta(days=1), today):
-        billed = materialize(
-            everything,
-            selection=["billing_run", "viewing_history"],
-            partition_key=day.isoformat(),
-            resources=defs.resources,
-            instance=instance,
-            raise_on_error=True,
-        )
+    days = (today - timedelta(days=1), today)
+    materialize_assets(instance, ["viewing_history_partitions"])
+    for day in days:
+        billed = materialize_assets(instance, ["billing_run", "viewing_history"], day.isoformat())
         meta = billed.asset_materializations_for_node("billing_run")[0].metadata
         rows = billed.asset_materializations_for_node("viewing_history")[0].metadata["rows"]
         console.print(
@@ -140,29 +143,16 @@ def product_step(console: Console, instance: DagsterInstance) -> None:
             f"{meta['succeeded'].value} payments succeeded, {meta['failed'].value} failed; "
             f"{rows.value} sessions into product.viewing_history"
         )
-    materialize(
-        everything,
-        selection=[
-            "revenue_daily_view",
-            "top_titles_by_country_view",
-            "profile_engagement_view",
-            *SNAPSHOTS,
-        ],
-        resources=defs.resources,
-        instance=instance,
-        raise_on_error=True,
-    )
-    for day in (today - timedelta(days=1), today):
-        result = materialize(
-            everything,
-            selection=["gold_revenue_daily", "gold_engagement_by_plan"],
-            partition_key=day.isoformat(),
-            resources=defs.resources,
-            instance=instance,
-            raise_on_error=True,
+    views = ["revenue_daily_view", "top_titles_by_country_view", "profile_engagement_view"]
+    materialize_assets(instance, [*views, *SNAPSHOTS])
+    console.print(f"refreshed {len(views)} views; {len(SNAPSHOTS)} product tables into the lake")
+    for day in days:
+        result = materialize_assets(
+            instance, ["gold_revenue_daily", "gold_engagement_by_plan"], day.isoformat()
         )
-        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
-        console.print(f"{day}: revenue and engagement gold; failed checks: {failed or 'none'}")
+        console.print(
+            f"{day}: revenue and engagement gold; failed checks: {failed_checks(result) or 'none'}"
+        )
     mrr = query(
         "SELECT plan_id, currency, CAST(sum(active_subscriptions) AS BIGINT) AS subscriptions, "
         "round(sum(mrr_cents) / 100.0, 2) AS mrr FROM gold_revenue_daily "
@@ -180,17 +170,13 @@ def product_step(console: Console, instance: DagsterInstance) -> None:
 def video_step(console: Console, instance: DagsterInstance) -> None:
     """A synthetic 720p title uploaded through Kafka, picked up by the upload sensor and taken to
     a published HLS/DASH title; then a broken upload, which ends in quarantine."""
-    import json
     import tempfile
-    from pathlib import Path
 
     from dagster import build_sensor_context
 
-    from assets.video import video_pipeline_job
     from netflix_assets.video.testmedia import make_clip
     from netflix_assets.video.upload import upload_title
     from schema import topics
-    from sensors.uploads import title_upload_sensor
 
     resources = defs.resources
     kafka, store = resources["kafka"], resources["object_store"]
@@ -203,15 +189,16 @@ def video_step(console: Console, instance: DagsterInstance) -> None:
         bad = upload_title(broken, store, kafka, title_id="demo-broken", title="Broken Trailer")
     console.print(f"uploaded {good['title_id']} and {bad['title_id']} to {topics.UPLOADS}")
     # One tick of the real sensor over the topic (from its start here; the daemon keeps a cursor).
-    sensor_resources = {"kafka": kafka, "object_store": store, "postgres": resources["postgres"]}
+    sensor = defs.resolve_sensor_def("title_upload_sensor")
+    sensor_resources = {key: resources[key] for key in sensor.required_resource_keys}
     with build_sensor_context(instance=instance, resources=sensor_resources) as context:
-        tick = title_upload_sensor(context)
+        tick = sensor(context)
     wanted = {f"{e['title_id']}:{e['sha256'][:12]}" for e in (good, bad)}
     requests = [r for r in tick.run_requests if r.run_key in wanted]
     for skipped in sorted(wanted - {r.run_key for r in requests}):
         console.print(f"{skipped.split(':')[0]}: this version is already published; no new run")
     instance.add_dynamic_partitions("titles", sorted({good["title_id"], bad["title_id"]}))
-    job = defs.resolve_job_def(video_pipeline_job.name)
+    job = defs.resolve_job_def(sensor.job_name)
     for request in requests:
         result = job.execute_in_process(
             run_config=request.run_config,
@@ -219,21 +206,26 @@ def video_step(console: Console, instance: DagsterInstance) -> None:
             instance=instance,
             raise_on_error=False,
         )
-        title_id = request.partition_key
-        if result.success:
-            record = json.loads(store.get_bytes(f"records/published_title/{title_id}.json"))
-            report = json.loads(store.get_bytes(f"records/quality_report/{title_id}.json"))
-            top = max(report["rows"], key=lambda r: r["bitrate_kbps"])
-            console.print(
-                f"{title_id}: published {record['renditions']} renditions, top rung "
-                f"{top['rung']} VMAF {top['vmaf_mean']:.1f}; play {record['playback_url']}"
-            )
-        else:
-            reasons = [
-                k for k in store.list_keys(f"quarantine/{title_id}") if k.endswith("reason.json")
-            ]
-            reason = json.loads(store.get_bytes(reasons[-1]))["reason"] if reasons else "?"
-            console.print(f"{title_id}: rejected and quarantined: {reason}")
+        console.print(_video_outcome(request.partition_key, result))
+
+
+def _video_outcome(title_id: str, result: ExecuteInProcessResult) -> str:
+    """One line on a title's pipeline run, from its materializations or its failure."""
+    if result.success:
+        published = result.asset_materializations_for_node("published_title")[0].metadata
+        quality = result.asset_materializations_for_node("quality_report")[0].metadata
+        return (
+            f"{title_id}: published {published['renditions'].value} renditions, top rung "
+            f"{quality['top_rung'].value} VMAF {quality['top_rung_vmaf'].value:.1f}; "
+            f"play {published['playback_url'].value}"
+        )
+    failure = result.failure_data_for_node("raw_upload")
+    if failure is None:
+        failed = ", ".join(result.get_failed_step_keys()) or "the run"
+        return f"{title_id}: failed in {failed}; its event log is in the instance (make ui)"
+    user = failure.user_failure_data
+    reason = user.metadata["reason"].value if user and "reason" in user.metadata else None
+    return f"{title_id}: rejected and quarantined: {reason or failure.error.message.strip()}"
 
 
 def recommendations_step(console: Console, instance: DagsterInstance) -> None:
@@ -246,10 +238,10 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
 
     from fastapi.testclient import TestClient
 
+    from netflix_assets import release_source
     from netflix_assets import train as training_run
     from netflix_assets.recs import synthetic
     from netflix_assets.recs.imports import import_ratings
-    from netflix_assets import release_source
     from netflix_assets.serving import prepared
     from netflix_assets.serving.app import create_app
     from netflix_assets.serving.auth import AuthConfig
@@ -307,13 +299,69 @@ STEPS: list[Callable[[Console, DagsterInstance], None]] = [
 ]
 
 
-def run() -> None:
-    console = Console()
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def run_steps(
+    steps: Sequence[Callable[[Console, DagsterInstance], None]],
+    console: Console,
+    instance: DagsterInstance,
+    log_path: Path,
+) -> list[tuple[str, float]]:
+    """Run each step with its output sent to `log_path`; (step, seconds) of each. A failing step
+    stops the demo with DemoFailed naming the step, the cause and the log (traceback there)."""
+    timings = []
+    for step in steps:
+        name = step.__name__.removesuffix("_step")
+        console.rule(name)
+        started = time.perf_counter()
+        try:
+            with output_to(log_path) as log, console.status(f"{name} …"):
+                print(f"===== demo step {name}", file=log, flush=True)
+                try:
+                    step(console, instance)
+                except Exception:
+                    traceback.print_exc(file=log)
+                    raise
+        except Exception as exc:
+            seconds = time.perf_counter() - started
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            console.print(f"[red]✗ {name} failed after {_duration(seconds)}[/red]: {cause}")
+            raise DemoFailed(
+                f"the {name} step failed: {cause} (traceback and the runs' output in {log_path})"
+            ) from exc
+        seconds = time.perf_counter() - started
+        timings.append((name, seconds))
+        console.print(f"[green]✓ {name}[/green] in {_duration(seconds)}")
+    return timings
+
+
+def summary(timings: Sequence[tuple[str, float]], log_path: Path) -> Group:
+    """The steps' durations, then where the log and the runs are."""
+    table = Table(title="netflix-assets demo")
+    table.add_column("step")
+    table.add_column("took", justify="right")
+    for name, seconds in timings:
+        table.add_row(name, _duration(seconds))
+    table.add_row("all", _duration(sum(seconds for _, seconds in timings)), style="bold")
+    return Group(
+        table,
+        Text(f"Dagster's event log and everything the runs printed: {log_path}"),
+        Text("the runs, their event logs and asset metadata in the UI: make ui"),
+    )
+
+
+def run(log_path: Path | None = None) -> None:
+    """The whole demo: the stack, then every step; DemoFailed if a step fails."""
+    console = terminal_console()
+    log_path = log_path or new_log_path()
     console.rule("netflix-assets demo")
-    for name, outcome in manager.up().items():
-        console.print(f"stack {name}: {outcome}")
+    with output_to(log_path):
+        outcomes = manager.up()
+    console.print("stack: " + ", ".join(f"{name} {outcome}" for name, outcome in outcomes.items()))
     instance = DagsterInstance.get()
-    for step in STEPS:
-        console.rule(step.__name__.removesuffix("_step"))
-        step(console, instance)
+    timings = run_steps(STEPS, console, instance, log_path)
     console.rule("done")
+    console.print(summary(timings, log_path))
