@@ -118,11 +118,12 @@ def test_sample_windows() -> None:
 
 
 def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
-    # About 16 frames scored per probe, never every 4th (x264's mini-GOP), never denser than 3.
+    # About 16 frames scored per probe, every odd Nth (x264's mini-GOP is 4), at most every 3rd.
     assert plan.vmaf_subsample(50, 3, 16) == 5
-    assert plan.vmaf_subsample(150, 3, 16) == 10
+    assert plan.vmaf_subsample(90, 3, 16) == 7
+    assert plan.vmaf_subsample(150, 3, 16) == 11
     assert plan.vmaf_subsample(25, 3, 16) == 3
-    assert all(plan.vmaf_subsample(n, 3, 16) % 4 for n in range(1, 400))
+    assert all(plan.vmaf_subsample(n, 3, 16) % 2 for n in range(1, 400))
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
     assert [c for w, _, c in grid if w == 1920] == [18.0, 25.0, 32.0, 40.0]
