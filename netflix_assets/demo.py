@@ -358,7 +358,7 @@ def run(log_path: Path | None = None) -> None:
     console = terminal_console()
     log_path = log_path or new_log_path()
     console.rule("netflix-assets demo")
-    with output_to(log_path):
+    with output_to(log_path), console.status("starting the stack (what runs is left alone) …"):
         outcomes = manager.up()
     console.print("stack: " + ", ".join(f"{name} {outcome}" for name, outcome in outcomes.items()))
     instance = DagsterInstance.get()
