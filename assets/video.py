@@ -178,8 +178,9 @@ class EncodingPlanConfig(Config):
     search_steps: int = Field(default=3, description="CRF search rounds for the top rung.")
     vmaf_subsample: int = Field(
         default=3,
-        description="Probes score every Nth frame (3: coprime with x264's 4-frame mini-GOP, "
-        "so B-frames are sampled in their share; every 4th frame scored only I/P frames).",
+        description="Probes score at most every Nth frame: about 16 frames per probe, every "
+        "odd Nth (coprime with x264's 4-frame mini-GOP, so B-frames are sampled in their "
+        "share; every 4th frame scored only I/P frames), never denser than this N.",
     )
 
 
