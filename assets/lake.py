@@ -24,6 +24,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets import lake_checks
 from netflix_assets.offsets import OffsetsLost
 from netflix_assets.partitions import event_date_partitions
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
@@ -47,6 +48,7 @@ class BronzeConfig(Config):
     deps=[AssetKey("viewing_events")],
     kinds={"spark", "delta", "kafka"},
     op_tags=SPARK_TAGS,
+    check_specs=[lake_checks.OFFSETS_INTACT],
 )
 def bronze_viewing_events(
     context: AssetExecutionContext,
@@ -54,8 +56,9 @@ def bronze_viewing_events(
     kafka: KafkaResource,
     spark: SparkResource,
     object_store: ObjectStoreResource,
-) -> MaterializeResult:
-    """Appends the Kafka offsets bronze does not hold yet, exactly once (see spark_jobs/bronze)."""
+):
+    """Appends the Kafka offsets bronze does not hold yet, exactly once (see spark_jobs/bronze);
+    lost offsets fail the check kafka_offsets_intact (assets/lake_checks.py) and the run."""
     path = object_store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     marks = kafka.watermarks(config.topic)
     try:
@@ -68,13 +71,17 @@ def bronze_viewing_events(
             config.accept_lost_offsets,
         )
     except OffsetsLost as exc:
+        yield lake_checks.lost_offsets_result(exc)
         raise Failure(description=str(exc), allow_retries=False) from exc
     lost = {str(p): list(r) for p, r in result.lost_offsets.items()}
     if lost:
         context.log.error(f"accepted lost offsets of {config.topic}: {lost}")
     if not result.offset_ranges:
         context.log.info("bronze is up to date with Kafka; nothing to ingest")
-    return MaterializeResult(
+    yield MaterializeResult(
+        check_results=[
+            lake_checks.offsets_result(config.topic, result.lost_offsets, result.topic_id)
+        ],
         metadata={
             "uri": path,
             "rows_appended": result.written.rows,
@@ -84,7 +91,7 @@ def bronze_viewing_events(
             "lost_offset_ranges": MetadataValue.json(lost),
             "kafka_dates": MetadataValue.json(result.kafka_dates),
             "delta_version": result.written.delta_version,
-        }
+        },
     )
 
 

@@ -15,7 +15,7 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from netflix_assets.clients.kafka import KafkaSettings
+from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
 from netflix_assets.clients.object_store import ObjectStoreOps
 from netflix_assets.offsets import offset_gaps
 from schema import tables
@@ -46,6 +46,8 @@ class BronzeResult:
     kafka_dates: list[str]
     lost_offsets: dict[int, tuple[int, int]]
     """Acknowledged gaps: per partition, the offsets Kafka deleted before bronze read them."""
+    topic_id: str | None = None
+    """The Kafka topic id read (a re-created topic has another)."""
 
 
 @dataclass(frozen=True)
@@ -98,19 +100,22 @@ def ingest_bronze(
     offsets raise OffsetsLost unless acknowledged."""
     path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
     held = bronze.bronze_next_offsets(path, topic)
-    plan = bronze.plan_range(held, watermarks, topic, accept_lost_offsets)
+    topic_id = KafkaClient(kafka).topic_id(topic)
+    kept_id = bronze.bronze_topic_id(path, topic)
+    plan = bronze.plan_range(held, watermarks, topic, accept_lost_offsets, kept_id, topic_id)
     lost = {g.partition: (g.kept_next, g.low) for g in offset_gaps(held, watermarks)}
     if not plan:
         version = delta_io.version(spark, path) if delta_io.is_delta(spark, path) else None
-        return BronzeResult(Written(path, 0, version), {}, [], lost)
-    rows = bronze.to_bronze(bronze.read_range(spark, kafka, topic, plan)).cache()
+        return BronzeResult(Written(path, 0, version), {}, [], lost, topic_id)
+    rows = bronze.to_bronze(bronze.read_range(spark, kafka, topic, plan, topic_id)).cache()
     count = rows.count()
     dates = sorted(
         r["kafka_date"].isoformat() for r in rows.select("kafka_date").distinct().collect()
     )
     bronze.append_bronze(rows, path, topic, bronze.range_version(plan))
     rows.unpersist()
-    return BronzeResult(Written(path, count, delta_io.version(spark, path)), plan, dates, lost)
+    written = Written(path, count, delta_io.version(spark, path))
+    return BronzeResult(written, plan, dates, lost, topic_id)
 
 
 def silver_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> SilverResult:

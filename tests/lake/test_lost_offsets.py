@@ -1,6 +1,8 @@
 """Offsets deleted from Kafka (retention, delete-records) or a re-created topic are reported by
-topic, partition and range, never skipped: by bronze's plan, the bronze asset, the viewing-events
-sensor and the upload sensor's reader, on real topics whose data was really deleted."""
+topic, partition and range, never skipped: by bronze's plan, the bronze asset and its blocking
+check kafka_offsets_intact, the viewing-events sensor and the upload sensor's reader, on real
+topics whose data was really deleted. A topic re-created with as many offsets as bronze read is
+found by its topic id."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ import uuid
 import pyarrow as pa
 import pytest
 from confluent_kafka import KafkaException, TopicPartition
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    RunRequest,
+    build_sensor_context,
+    materialize,
+)
 from deltalake import write_deltalake
 
 from assets.lake import bronze_viewing_events
@@ -20,7 +28,8 @@ from resources.kafka import KafkaResource
 from resources.object_store import ObjectStoreResource
 from schema import tables, topics
 from sensors.viewing_events import viewing_events_sensor
-from spark_jobs.bronze import bronze_next_offsets, plan_range
+from spark_jobs import bronze
+from spark_jobs.bronze import bronze_next_offsets, bronze_topic_id, plan_range
 
 pytestmark = pytest.mark.stack
 
@@ -89,6 +98,10 @@ def test_plan_names_the_missing_range() -> None:
     assert [g.partition for g in offset_gaps({0: 4}, {0: (0, 4), 1: (5, 9)})] == [1]
     # A first read of a topic starts at the log start by design.
     assert plan_range({}, {0: (10, 12)}) == {0: (10, 12)}
+    # Same offsets, another topic id: re-created and refilled; never accepted.
+    assert plan_range({0: 3}, {0: (0, 5)}, "t", False, "id-a", "id-a") == {0: (3, 5)}
+    with pytest.raises(OffsetsLost, match=r"topic id id-a read, id-b now.*t\[0\]: the topic id"):
+        plan_range({0: 3}, {0: (0, 5)}, "t", True, "id-a", "id-b")
 
 
 def test_upload_reader_reports_deleted_and_recreated(kafka_resource: KafkaResource) -> None:
@@ -113,7 +126,9 @@ def test_upload_reader_reports_deleted_and_recreated(kafka_resource: KafkaResour
         kafka_resource.admin().delete_topics([topic])
 
 
-def test_bronze_asset_fails_naming_the_range(kafka_resource: KafkaResource, tmp_path) -> None:
+def test_bronze_asset_fails_naming_the_range(
+    kafka_resource: KafkaResource, spark_resource, tmp_path
+) -> None:
     topic = f"test-lost-{uuid.uuid4().hex[:8]}"
     kafka_resource.ensure_topics([topic], partitions=1)
     store = ObjectStoreResource(root=str(tmp_path / "objects"))
@@ -124,7 +139,7 @@ def test_bronze_asset_fails_naming_the_range(kafka_resource: KafkaResource, tmp_
         assert bronze_next_offsets(path, topic) == {0: 2}
         result = materialize(
             [bronze_viewing_events],
-            resources={"kafka": kafka_resource, "object_store": store, "spark": object()},
+            resources={"kafka": kafka_resource, "object_store": store, "spark": spark_resource},
             run_config={"ops": {"bronze_viewing_events": {"config": {"topic": topic}}}},
             raise_on_error=False,
         )
@@ -133,15 +148,23 @@ def test_bronze_asset_fails_naming_the_range(kafka_resource: KafkaResource, tmp_
         message = failure.step_failure_data.error.message
         assert f"{topic}[0]: offsets [2, 5) were deleted" in message
         assert "accept_lost_offsets" in message
+        (check,) = result.get_asset_check_evaluations()
+        assert check.check_name == "kafka_offsets_intact" and not check.passed
+        assert check.severity == AssetCheckSeverity.ERROR
+        assert f"{topic}[0]: offsets [2, 5) were deleted" in check.description
+        assert check.metadata["lost_ranges"].value == [
+            {"partition": 0, "range": [2, 5], "cause": "deleted before read"}
+        ]
     finally:
         kafka_resource.admin().delete_topics([topic])
 
 
-def test_sensor_fails_instead_of_saying_bronze_is_current(
+def test_sensor_requests_the_failing_run_instead_of_saying_bronze_is_current(
     kafka_resource: KafkaResource, tmp_path
 ) -> None:
     """Bronze holds offsets beyond the topic's end: the topic was re-created. The sensor used to
-    answer "bronze holds every offset of the topic" on every tick from then on."""
+    answer "bronze holds every offset of the topic" on every tick from then on; it now logs the
+    loss and requests one bronze run for it (whose check fails naming the range)."""
     kafka_resource.ensure_topics([topics.VIEWING_EVENTS])
     store = ObjectStoreResource(root=str(tmp_path / "objects"))
     high = kafka_resource.watermarks(topics.VIEWING_EVENTS)[0][1]
@@ -150,8 +173,11 @@ def test_sensor_fails_instead_of_saying_bronze_is_current(
         context = build_sensor_context(
             instance=instance, resources={"kafka": kafka_resource, "object_store": store}
         )
-        with pytest.raises(OffsetsLost, match=rf"{topics.VIEWING_EVENTS}\[0\].*re-created"):
-            viewing_events_sensor(context)
+        request = viewing_events_sensor(context)
+        assert isinstance(request, RunRequest)
+        assert request.run_key.startswith(f"{topics.VIEWING_EVENTS}:lost:")
+        assert request.tags["netflix-assets/lost-offsets"] == "true"
+        assert viewing_events_sensor(context).run_key == request.run_key  # one run per loss
 
 
 @pytest.mark.slow
@@ -186,12 +212,76 @@ def test_bronze_records_an_acknowledged_loss_and_continues(
         assert not refused.success
         assert bronze_next_offsets(path, topic) == {0: 3}  # nothing appended past the gap
 
+        (refused_check,) = refused.get_asset_check_evaluations()
+        assert not refused_check.passed and refused_check.severity == AssetCheckSeverity.ERROR
+
         accepted = bronze_run(accept=True)
         assert accepted.success
         metadata = accepted.get_asset_materialization_events()[0].materialization.metadata
         assert metadata["lost_offset_ranges"].value == {"0": [3, 6]}
+        (recorded,) = accepted.get_asset_check_evaluations()
+        assert not recorded.passed and recorded.severity == AssetCheckSeverity.WARN
+        assert f"{topic}[0]: [3, 6)" in recorded.description
+        assert recorded.metadata["acknowledged_lost_ranges"].value == {"0": [3, 6]}
         assert metadata["rows_appended"].value == 2
         assert bronze_next_offsets(path, topic) == {0: 8}
-        assert bronze_run(accept=False).success  # from here on, nothing is missing
+        after = bronze_run(accept=False)  # from here on, nothing is missing
+        assert after.success and after.get_asset_check_evaluations()[0].passed
+    finally:
+        kafka_resource.admin().delete_topics([topic])
+
+
+@pytest.mark.slow
+def test_a_topic_recreated_with_as_many_offsets_is_found_by_its_id(
+    kafka_resource: KafkaResource, spark_resource, tmp_path
+) -> None:
+    """Delete the topic bronze read, create it again and produce as many messages: offsets alone
+    say bronze is current. The stored topic id says it is another topic: the run and its check
+    fail naming the range that would be skipped, and an append of the new topic's rows is
+    refused even by a caller that did not compare the ids."""
+    topic = f"test-recreated-{uuid.uuid4().hex[:8]}"
+    kafka_resource.ensure_topics([topic], partitions=1)
+    store = ObjectStoreResource(root=str(tmp_path / "objects"))
+    resources = {"kafka": kafka_resource, "object_store": store, "spark": spark_resource}
+    run_config = {"ops": {"bronze_viewing_events": {"config": {"topic": topic}}}}
+    path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
+    try:
+        produce(kafka_resource, topic, 3)
+        first_id = kafka_resource.topic_id(topic)
+        first = materialize([bronze_viewing_events], resources=resources, run_config=run_config)
+        assert first.get_asset_check_evaluations()[0].metadata["topic_id"].value == first_id
+        assert bronze_next_offsets(path, topic) == {0: 3}
+        assert bronze_topic_id(path, topic) == first_id
+
+        recreate(kafka_resource, topic)
+        produce(kafka_resource, topic, 3)
+        second_id = kafka_resource.topic_id(topic)
+        assert second_id != first_id and kafka_resource.watermarks(topic) == {0: (0, 3)}
+        assert plan_range({0: 3}, {0: (0, 3)}, topic) == {}  # offsets alone see nothing
+
+        refused = materialize(
+            [bronze_viewing_events],
+            resources=resources,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        assert not refused.success
+        (check,) = refused.get_asset_check_evaluations()
+        assert not check.passed and check.severity == AssetCheckSeverity.ERROR
+        assert f"topic id {first_id} read, {second_id} now" in check.description
+        assert f"{topic}[0]: the topic id changed" in check.description
+        assert "offsets [0, 3) would be skipped as read" in check.description
+        assert check.metadata["lost_ranges"].value == [
+            {"partition": 0, "range": [0, 3], "cause": "re-created topic"}
+        ]
+
+        produce(kafka_resource, topic, 2)  # new offsets 3..4 that offsets alone would ingest
+        session = spark_resource.get_session()
+        rows = bronze.to_bronze(
+            bronze.read_range(session, kafka_resource.kafka_settings(), topic, {0: (3, 5)})
+        )
+        with pytest.raises(OffsetsLost, match="topic id changed"):
+            bronze.append_bronze(rows, path, topic, 5)
+        assert bronze_next_offsets(path, topic) == {0: 3}
     finally:
         kafka_resource.admin().delete_topics([topic])
