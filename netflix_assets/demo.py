@@ -118,7 +118,8 @@ def lake_step(console: Console, instance: DagsterInstance) -> None:
     console.print("top titles (gold_title_daily, as `netflix-assets query` reads it):")
     for row in top.to_pylist():
         console.print(
-            f"  {row['title_id']:>12s}  {row['views']:6,d} views  {row['watch_hours']:8,.1f} h"
+            f"  {row['title_id']:>12s}  {int(row['views']):6,d} views  "
+            f"{float(row['watch_hours']):8,.1f} h"
         )
 
 
