@@ -97,12 +97,14 @@ def test_a_published_title_plays_through_the_edge_and_reports_events(
     assert page.evaluate("document.getElementById('video').error") is None
     assert stats(web.edge_home).requests >= 4
 
-    # A second browser over the Basic plan's one stream is refused with the reason.
+    # A second browser over the Basic plan's one stream is refused with the reason. The first
+    # is paused, not ended (its end would stop its stream and free the plan's one screen).
+    page.evaluate("document.getElementById('video').pause()")
     other = browser.new_context()
     second = other.new_page()
     sign_in(second, web, viewer, viewer.adult)
     watch(second, web, published_title)
-    second.wait_for_function("window.__player && window.__player.refused !== null")
+    second.wait_for_function("window.__player && window.__player.refused !== null", timeout=60_000)
     assert second.evaluate("window.__player.refused.status") == 409
     assert "1 screen at a time" in second.inner_text("#status")
     other.close()
@@ -120,4 +122,47 @@ def test_a_published_title_plays_through_the_edge_and_reports_events(
     start = next(e for e in events if e["event_type"] == "start")
     assert start["startup_ms"] == state["startupMs"] and start["rendition"].endswith("p")
     assert all(e["profile_id"] == viewer.adult and e["device"] == "web" for e in events)
+    context.close()
+
+
+def test_a_throttled_network_switches_down_and_stalls_and_reports_it(
+    browser, web, viewer, published_title, kafka_resource
+):
+    """The DevTools protocol throttles the page's network below the lowest rung: hls.js
+    switches down and the video stalls; when the network recovers the stall ends. The events
+    (rendition_change, stall_start, stall_end with stall_ms) reach Kafka."""
+    since = int(time.time() * 1000) - 1000
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, web, viewer, viewer.adult)
+    page.goto(
+        f"{web.app_url}/watch/{published_title}?heartbeat_ms=1000&flush_ms=500&max_buffer_s=3"
+    )
+    page.wait_for_function("document.getElementById('video').currentTime > 1", timeout=90_000)
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    # 1.2 Mbit/s: under the top rungs (ABR must switch down) and, with a 3 s buffer, too slow
+    # to keep playing through the switch.
+    slow = {"offline": False, "latency": 100, "downloadThroughput": 150_000}
+    cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": 150_000})
+    page.wait_for_function(
+        "window.__player.stalls > 0 && window.__player.renditionChanges > 0", timeout=120_000
+    )
+    fast = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", fast)
+    page.wait_for_function("window.__player.stallsEnded > 0", timeout=90_000)
+    state = page.evaluate("window.__player")
+    assert state["errors"] == [] and state["renditionChanges"] >= 1, state
+    page.evaluate("window.__flushEvents()")
+    deadline = time.monotonic() + 30
+    wanted = {"rendition_change", "stall_start", "stall_end"}
+    while True:
+        events = events_of(kafka_resource, web.topic, state["sessionId"], since)
+        kinds = {e["event_type"] for e in events}
+        if wanted <= kinds or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert wanted <= kinds, kinds
+    stall_end = next(e for e in events if e["event_type"] == "stall_end")
+    assert stall_end["stall_ms"] > 0
     context.close()

@@ -9,6 +9,8 @@
   const params = new URLSearchParams(location.search);
   const HEARTBEAT_MS = Number(params.get("heartbeat_ms")) || 30000;
   const FLUSH_MS = Number(params.get("flush_ms")) || 5000;
+  // A short forward buffer makes a throttled network show as stalls at once (the tests use it).
+  const MAX_BUFFER_S = Number(params.get("max_buffer_s")) || 30;
   const BATCH = 50;
   const info = {
     title: root.dataset.title,
@@ -24,7 +26,8 @@
   // What the tests and the benchmark read back.
   const state = window.__player = {
     sessionId: null, startupMs: null, errors: [], fragmentsLoaded: 0, renditions: [],
-    eventsSent: 0, eventsRejected: 0, refused: null, supported: [], stalls: 0,
+    eventsSent: 0, eventsRejected: 0, refused: null, supported: [], stalls: 0, stallsEnded: 0,
+    renditionChanges: 0,
   };
   const queue = [];
   let level = null;
@@ -121,14 +124,22 @@
     state.sessionId = body.session_id;
     event("playback_request", { event_ts: requestedAt, position_ms: 0 });
     const blob = new Blob([body.master], { type: "application/vnd.apple.mpegurl" });
-    const hls = new Hls({ capLevelToPlayerSize: false, startLevel: -1 });
+    const hls = new Hls({
+      capLevelToPlayerSize: false,
+      startLevel: -1,
+      maxBufferLength: MAX_BUFFER_S,
+      maxMaxBufferLength: MAX_BUFFER_S,
+    });
     window.__hls = hls;
     hls.on(Hls.Events.FRAG_LOADED, () => { state.fragmentsLoaded += 1; });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
       const previous = level;
       level = hls.levels[data.level];
       state.renditions.push(level.height + "p@" + level.bitrate);
-      if (previous && state.startupMs !== null) event("rendition_change");
+      if (previous && state.startupMs !== null) {
+        state.renditionChanges += 1;
+        event("rendition_change");
+      }
     });
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal) return;
@@ -146,6 +157,7 @@
       } else if (stallStarted !== null) {
         const stallMs = Math.round(performance.now() - stallStarted);
         stallStarted = null;
+        state.stallsEnded += 1;
         event("stall_end", { stall_ms: stallMs });
       }
     });
