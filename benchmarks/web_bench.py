@@ -89,8 +89,12 @@ def make_account(plan: str) -> tuple[str, str, str]:
 
 def sign_in(app_url: str, email: str, profile: str) -> httpx.Client:
     client = httpx.Client(base_url=app_url, timeout=60)
-    client.post("/signin", data={"email": email, "password": PASSWORD}).raise_for_status()
-    client.post(f"/profiles/{profile}").raise_for_status()
+    for answer in (
+        client.post("/signin", data={"email": email, "password": PASSWORD}),
+        client.post(f"/profiles/{profile}"),
+    ):
+        if answer.status_code != 303:
+            raise SystemExit(f"sign-in failed: {answer.status_code} {answer.text[:200]}")
     return client
 
 
@@ -201,7 +205,7 @@ def newest_title(store: Path) -> tuple[str, str, list[str]] | None:
                 for p in folder.rglob("*")
                 if p.suffix in (".m4s", ".mp4")
             )
-            return title_id, files
+            return title_id, f"delivery/{title_id}/{version}", files
     return None
 
 
@@ -310,11 +314,15 @@ def startup_part(app_url: str, email: str, profile: str, title_id: str, count: i
     }
 
 
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
 def summarize(name: str, runs: list[dict], key: str, higher_is_better: bool = True) -> None:
     values = [r[key] for r in runs]
     worst = min(values) if higher_is_better else max(values)
     print(
-        f"{name}: median {statistics.median(values):,.1f}, worst {worst:,.1f} "
+        f"{name}: median {_num(statistics.median(values))}, worst {_num(worst)} "
         f"over {len(values)} runs; loads {[r['load'] for r in runs]}"
     )
 

@@ -4,13 +4,16 @@ signed delivery through nginx, the origin's headers, and /v1/events into Kafka."
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, Viewer, WebStack
+from conftest import PASSWORD, Viewer, WebStack, free_port
 
-from netflix_assets.stack.edge import stats
+from netflix_assets.stack.edge import EdgeService, stats
 from netflix_assets.web import tokens
 from resources.kafka import KafkaResource
 
@@ -175,3 +178,18 @@ def test_events_are_validated_per_event_and_produced(web, viewer, kafka_resource
         if json.loads(v)["session_id"] == session
     ]
     assert sorted(e["event_id"] for e in produced) == sorted([f"{session}-{i}" for i in range(51)])
+
+
+def test_an_edge_whose_app_is_down_says_so():
+    """No app behind the edge: a 503 naming what does not answer, not nginx's bare 500."""
+    home = Path(tempfile.mkdtemp(prefix="web-test-edge-down-"))
+    home.chmod(0o755)
+    edge = EdgeService(home=home, port=free_port(), app_port=free_port(), signing_key=b"k" * 32)
+    edge.up()
+    try:
+        answer = httpx.get(f"{edge.endpoint}/t/abc.def/delivery/t/v/master.m3u8")
+        assert answer.status_code == 503 and "does not answer" in answer.text
+        assert httpx.get(f"{edge.endpoint}/raw/t/v/x.mp4").status_code == 404
+    finally:
+        edge.down()
+        shutil.rmtree(home, ignore_errors=True)
