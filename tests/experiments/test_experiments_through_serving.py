@@ -41,7 +41,7 @@ from netflix_assets.serving.app import create_app
 from netflix_assets.serving.auth import AuthConfig
 from netflix_assets.serving.recommender import recommend
 from netflix_assets.serving.store import ModelStore
-from spark_jobs.paths import table_uri
+from schema import tables
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 KEY = "experiments-test-key"
@@ -132,7 +132,7 @@ def write_gold_user_daily(spark, store, ab) -> None:
         "watch_hours double, devices long, stalls long, completions long"
     )
     spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").save(
-        table_uri(store, "gold_user_daily")
+        store.table_uri(tables.GOLD_USER_DAILY)
     )
 
 
@@ -238,12 +238,14 @@ def test_aa_and_ab_through_the_service_and_gold(
     reasons = [
         r["reason"]
         for r in spark.read.format("delta")
-        .load(table_uri(object_store, "experiment_exposures_quarantine"))
+        .load(object_store.table_uri(tables.EXPERIMENT_EXPOSURES_QUARANTINE))
         .collect()
     ]
     assert reasons == ["unknown experiment 'ghost'"]
     readout = (
-        spark.read.format("delta").load(table_uri(object_store, "experiment_results")).toPandas()
+        spark.read.format("delta")
+        .load(object_store.table_uri(tables.EXPERIMENT_RESULTS))
+        .toPandas()
     )
     final = readout[(readout["as_of"] == DAY2) & (readout["date"] == DAY2) & readout["primary"]]
     ab_row = final[final["experiment_id"] == AB].iloc[0]
