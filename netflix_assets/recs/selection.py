@@ -192,6 +192,29 @@ def list_report(tops: np.ndarray, task: Task, k: int = K) -> dict[str, float]:
     }
 
 
+def sets_report(
+    tops: np.ndarray, relevant: list[np.ndarray], history: csr_matrix, k: int = K
+) -> dict[str, float]:
+    """list_report for several relevant titles a user (the temporal protocol): HR@k (any
+    relevant title listed), NDCG@k (binary gains over the ideal of min(relevant, k) titles),
+    Recall@k (relevant titles listed / relevant titles), coverage and intra-list diversity."""
+    listed = tops[:, :k]
+    hits = np.array([np.isin(row, rel) for row, rel in zip(listed, relevant, strict=True)])
+    hits = hits.reshape(len(listed), -1)
+    discounts = 1.0 / np.log2(np.arange(listed.shape[1]) + 2.0)
+    sizes = np.array([len(rel) for rel in relevant], dtype=np.int64)
+    ideal = np.cumsum(discounts)[np.minimum(sizes, listed.shape[1]) - 1]
+    n_titles = history.shape[1]
+    users = max(len(listed), 1)
+    return {
+        "hr@10": float(hits.any(axis=1).sum() / users),
+        "ndcg@10": float((hits @ discounts / ideal).sum() / users),
+        "recall@10": float((hits.sum(axis=1) / np.maximum(sizes, 1)).sum() / users),
+        "coverage": len(np.unique(listed[listed >= 0])) / n_titles if n_titles else 0.0,
+        "ild": intra_list_diversity(listed, history),
+    }
+
+
 def intra_list_diversity(tops: np.ndarray, history: csr_matrix) -> float:
     """Mean over lists of 1 - mean pairwise cosine of the listed titles' user columns."""
     listed = np.unique(tops[tops >= 0])

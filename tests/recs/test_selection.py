@@ -237,3 +237,44 @@ def test_mmr_lambda_is_the_most_diverse_point_that_keeps_als_accuracy() -> None:
     assert selection.choose_mmr_lambda(chosen, keep=0.9) == 0.8
     chosen.mmr_curve = [{"lambda": 1.0, "ndcg@10": 0.33}, {"lambda": 0.6, "ndcg@10": 0.30}]
     assert selection.choose_mmr_lambda(chosen) == 1.0
+
+
+def test_sets_report_agrees_with_list_metrics_user_by_user() -> None:
+    from netflix_assets.recs.evaluation import list_metrics, mean_metrics
+
+    rng = np.random.default_rng(9)
+    history = csr_matrix((rng.random((30, 40)) < 0.2).astype(np.float64))
+    tops = np.array([rng.permutation(40)[:10] for _ in range(30)])
+    tops[3, 7:] = -1  # a short list, as the served path pads them
+    relevant = [rng.choice(40, size=rng.integers(1, 15), replace=False) for _ in range(30)]
+    got = selection.sets_report(tops, relevant, history)
+    expected = mean_metrics(
+        [list_metrics(t, set(r.tolist())) for t, r in zip(tops, relevant, strict=True)]
+    )
+    for metric, value in expected.items():
+        assert got[metric] == pytest.approx(value), metric
+
+
+def test_the_temporal_protocol_scores_the_served_path_on_the_future_only() -> None:
+    from netflix_assets.recs import training
+
+    frame = small_frame(seed=5)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s")  # as training_interactions holds it
+    chosen = selection.select(frame, SMALL_GRIDS)
+    cutoff = training.choose_cutoff(frame, pd.to_datetime(frame["ts"]).max().date())
+    pipeline = two_stage.Pipeline(chosen.generator, use_ranker=False, mmr_lambda=0.9)
+    report = training.evaluate_temporal(frame, chosen, pipeline, cutoff)
+    before, after = training.split_at(frame, cutoff)
+    assert report["sizes"]["train_rows"] == len(before) and len(after) > 0
+    for model in ("served", "als", "ease", "rp3b", "blend", "popularity"):
+        m = report[model]
+        assert 0 <= m["ndcg@10"] <= 1 and 0 <= m["recall@10"] <= m["hr@10"] <= 1, model
+    assert report["served"]["hr@10"] > report["popularity"]["hr@10"]
+    # Weighting the future differently changes nothing: only the interactions before the
+    # cutoff are fit, and the future's titles (unchanged) are what is scored.
+    heavier = frame.copy()
+    heavier.loc[pd.to_datetime(heavier["ts"]) >= pd.Timestamp(cutoff), "weight"] *= 7.0
+    assert training.evaluate_temporal(heavier, chosen, pipeline, cutoff) == report
+    # With the ranker in the pipeline the served row says it was left out.
+    with_ranker = two_stage.Pipeline(chosen.generator, use_ranker=True, mmr_lambda=0.9)
+    assert "served_without_ranker" in training.evaluate_temporal(frame, chosen, with_ranker, cutoff)
