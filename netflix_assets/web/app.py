@@ -27,6 +27,7 @@ from fastapi import Body, FastAPI, Form, Header, HTTPException, Request, Respons
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import StringConstraints
 from starlette.responses import FileResponse
 
 from netflix_assets import settings
@@ -44,6 +45,7 @@ from netflix_assets.web.session import COOKIE, MAX_AGE_S, Session, Sessions
 HERE = Path(__file__).resolve().parent
 HLS_JS = settings.REPO_ROOT / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 MAX_CODECS = 32
+CodecsString = Annotated[str, StringConstraints(max_length=200)]
 
 
 def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
@@ -221,7 +223,7 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
     def start_playback(
         request: Request,
         title_id: Annotated[str, Body(max_length=128)],
-        codecs: Annotated[list[str], Body(max_length=MAX_CODECS)],
+        codecs: Annotated[list[CodecsString], Body(max_length=MAX_CODECS)],
     ) -> JSONResponse:
         viewer = viewer_of(request)
         with db() as conn:

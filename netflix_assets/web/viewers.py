@@ -27,6 +27,9 @@ MATURITY_RATINGS = {
 MAX_HEIGHT = {"SD": 480, "HD": 1080, "UHD": 2160}
 """The tallest rendition a plan's max_resolution streams."""
 MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+"""argon2 hashes what it is given: a megabyte "password" would cost a megabyte of hashing per
+sign-in attempt, so longer ones are refused before hashing."""
 
 
 class SignInFailed(Exception):
@@ -55,8 +58,8 @@ class Plan:
 
 
 def set_password(conn: psycopg.Connection, account_id: str, password: str) -> None:
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise ValueError(f"a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
     updated = conn.execute(
         "UPDATE product.accounts SET password_hash = %s WHERE account_id = %s",
         (_HASHER.hash(password), account_id),
@@ -67,6 +70,10 @@ def set_password(conn: psycopg.Connection, account_id: str, password: str) -> No
 
 def sign_in(conn: psycopg.Connection, email: str, password: str) -> str:
     """The account id for this e-mail and password, else SignInFailed."""
+    if len(password) > MAX_PASSWORD_CHARS or len(email) > 320:
+        raise SignInFailed(
+            f"an e-mail has at most 320 characters and a password at most {MAX_PASSWORD_CHARS}"
+        )
     row = conn.execute(
         "SELECT account_id, password_hash FROM product.accounts WHERE lower(email) = lower(%s)",
         (email.strip(),),
