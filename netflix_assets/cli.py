@@ -47,10 +47,19 @@ def stack() -> None:
 
 @stack.command("up")
 @click.argument("services", nargs=-1)
-def stack_up(services: tuple[str, ...]) -> None:
+@click.option(
+    "--with",
+    "extras",
+    multiple=True,
+    help="Also start an optional service group (flink, monitoring) beside the stack.",
+)
+def stack_up(services: tuple[str, ...], extras: tuple[str, ...]) -> None:
     """Start the stack (or the named services); running services are left alone."""
+    from netflix_assets.stack.services import all_services
+
+    names = [*services] or ([s.name for s in all_services()] if extras else [])
     try:
-        for name, outcome in manager.up(list(services) or None).items():
+        for name, outcome in manager.up([*names, *extras] or None).items():
             click.echo(f"{name:9s} {outcome}")
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -630,7 +639,8 @@ def _prepare_stream_topics(args: tuple[str, ...]) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def stream(args: tuple[str, ...]) -> None:
-    """Run the PyFlink QoE job on Flink's local mini-cluster (its own env, .venv-flink).
+    """Run the PyFlink QoE job on Flink's local mini-cluster (its own env, .venv-flink), or
+    with --cluster submit it to the stack's Flink cluster (`stack up --with flink`).
 
     Every option passes through to streaming.qoe_job (`netflix-assets stream --help`). The
     broker does not create topics on first use, so the job's output topics are created here
@@ -638,7 +648,34 @@ def stream(args: tuple[str, ...]) -> None:
     missing events topic stops the command with the cause."""
     if not {"-h", "--help", "--print-sql"} & set(args):
         _prepare_stream_topics(args)
+    if "--cluster" in args:
+        _submit_to_cluster([a for a in args if a != "--cluster"])
+        return
     _run_module(REPO_ROOT / ".venv-flink" / "bin" / "python", "streaming.qoe_job", args)
+
+
+def _submit_to_cluster(args: list[str]) -> None:
+    """`stream --cluster`: `flink run -py` to the stack's Flink cluster (`stack up --with
+    flink`), detached; the job's checkpoints go to the cluster's folder unless given."""
+    from netflix_assets.stack import flink_cluster
+
+    ports = flink_cluster.stack_ports()
+    if not flink_cluster.registered_taskmanagers(ports.rest):
+        click.echo(
+            f"error: no Flink cluster with a TaskManager answers on {settings.HOST}:{ports.rest}; "
+            "start it with `netflix-assets stack up --with flink`",
+            err=True,
+        )
+        sys.exit(2)
+    state = flink_cluster.stack_state()
+    if not any(a.startswith("--checkpoint-dir") for a in args):
+        args = [*args, f"--checkpoint-dir={state / 'checkpoints'}"]
+    try:
+        job_id = flink_cluster.submit(args, state, ports.rest)
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"submitted QoE job {job_id}: http://{settings.HOST}:{ports.rest}/#/job/{job_id}")
 
 
 @main.command(
