@@ -1,8 +1,10 @@
-"""A standalone Spark cluster on loopback: one master and one worker, from the pyspark wheel.
+"""A standalone Spark cluster on loopback: one master and one or more workers, from the pyspark
+wheel.
 
 The lake's jobs run in-process through the Spark resource and, unchanged, under `spark-submit`
-against a cluster. This starts the smallest real cluster to prove the second path: pyspark's own
-`bin/spark-class` runs the Master and Worker daemons, so Java and the wheel are all it needs.
+against a cluster. This starts a small real cluster to prove the second path (and, with two
+workers, that a job survives losing one): pyspark's own `bin/spark-class` runs the Master and
+Worker daemons, so Java and the wheel are all it needs.
 """
 
 from __future__ import annotations
@@ -64,17 +66,19 @@ def submit_command(
 class ClusterPorts:
     master: int
     master_ui: int
-    worker: int
-    worker_ui: int
+    workers: tuple[tuple[int, int], ...]
+    """Per worker: its RPC port and its web UI port."""
 
 
 class SparkCluster:
-    """One master and one worker under `state` (logs, work dir, scratch). Use as a context
-    manager, or call start() and stop()."""
+    """One master and `len(ports.workers)` workers under `state` (logs, work dir, scratch). Use
+    as a context manager, or call start() and stop()."""
 
     def __init__(
         self, state: Path, ports: ClusterPorts, cores: int = 1, memory: str = "1g"
     ) -> None:
+        if not ports.workers:
+            raise ValueError("a Spark cluster needs at least one worker port pair")
         self.state = state
         self.ports = ports
         self.cores = cores
@@ -87,22 +91,26 @@ class SparkCluster:
 
     @property
     def work_dir(self) -> Path:
-        """Where the worker runs executors: one folder per application and executor."""
+        """Where the workers run executors: one folder per application and executor."""
         return self.state / "work"
 
     @property
     def master_log(self) -> Path:
         return self.state / "master.log"
 
-    @property
-    def worker_log(self) -> Path:
-        return self.state / "worker.log"
+    def worker_log(self, index: int = 0) -> Path:
+        return self.state / ("worker.log" if index == 0 else f"worker-{index}.log")
 
-    def _spawn(self, main: str, log: Path, *args: str) -> None:
+    def _logs(self) -> dict[str, Path]:
+        logs = {"master": self.master_log}
+        logs.update({f"worker-{i}": self.worker_log(i) for i in range(len(self.ports.workers))})
+        return logs
+
+    def _spawn(self, name: str, main: str, *args: str) -> None:
         """spark-class execs java, so the child process is the daemon itself. It stays in the
         caller's process group: a Ctrl-C that ends the caller ends the cluster too."""
-        with open(log, "ab") as out:
-            self._daemons[main] = subprocess.Popen(
+        with open(self._logs()[name], "ab") as out:
+            self._daemons[name] = subprocess.Popen(
                 [str(spark_home() / "bin" / "spark-class"), main, *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -120,45 +128,61 @@ class SparkCluster:
         except (urllib.error.URLError, OSError, ValueError):
             return None
 
-    def _worker_alive(self) -> bool:
+    def alive_workers(self) -> list[dict[str, Any]]:
+        """The workers the master lists as ALIVE (each with its host, port, cores in use)."""
         status = self.status() or {}
-        return any(w.get("state") == "ALIVE" for w in status.get("workers", []))
+        return [w for w in status.get("workers", []) if w.get("state") == "ALIVE"]
+
+    def worker_pid(self, index: int) -> int | None:
+        """The JVM of worker `index`, while this object runs it."""
+        daemon = self._daemons.get(f"worker-{index}")
+        return daemon.pid if daemon is not None and daemon.poll() is None else None
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL worker `index`'s JVM, as a lost machine would: no shutdown, no goodbye to
+        the master. Its executors notice their worker is gone and exit."""
+        daemon = self._daemons.get(f"worker-{index}")
+        if daemon is None or daemon.poll() is not None:
+            raise StackError(f"Spark worker {index} is not running; nothing to kill")
+        daemon.kill()
+        daemon.wait()
 
     def _check_running(self) -> None:
-        for main, log in ((MASTER_CLASS, self.master_log), (WORKER_CLASS, self.worker_log)):
-            code = self._daemons[main].poll()
+        for name, log in self._logs().items():
+            code = self._daemons[name].poll()
             if code is not None:
-                name = main.rsplit(".", 1)[1]
                 raise StackError(f"the Spark {name} exited with {code}:\n{log_tail(log)}")
 
     def start(self, timeout_s: float = 90.0) -> SparkCluster:
-        """Starts both daemons and returns once the master lists the worker as ALIVE."""
+        """Starts the master and the workers; returns once the master lists every worker as
+        ALIVE."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._spawn(
+            "master",
             MASTER_CLASS,
-            self.master_log,
             *("--host", HOST, "--port", str(self.ports.master)),
             *("--webui-port", str(self.ports.master_ui)),
         )
-        self._spawn(
-            WORKER_CLASS,
-            self.worker_log,
-            *("--host", HOST, "--port", str(self.ports.worker)),
-            *("--webui-port", str(self.ports.worker_ui)),
-            *("--cores", str(self.cores), "--memory", self.memory),
-            *("--work-dir", str(self.work_dir)),
-            self.master_url,
-        )
+        for index, (port, ui_port) in enumerate(self.ports.workers):
+            self._spawn(
+                f"worker-{index}",
+                WORKER_CLASS,
+                *("--host", HOST, "--port", str(port), "--webui-port", str(ui_port)),
+                *("--cores", str(self.cores), "--memory", self.memory),
+                *("--work-dir", str(self.work_dir)),
+                self.master_url,
+            )
 
         def ready() -> bool:
             self._check_running()
-            return self._worker_alive()
+            return len(self.alive_workers()) == len(self.ports.workers)
 
         try:
             if not wait_until(ready, timeout_s, interval_s=0.5):
+                logs = "\n".join(f"{name}:\n{log_tail(log)}" for name, log in self._logs().items())
                 raise StackError(
-                    f"the Spark worker did not register with {self.master_url} in {timeout_s:.0f}s"
-                    f"; worker log:\n{log_tail(self.worker_log)}"
+                    f"{len(self.ports.workers)} Spark worker(s) did not all register with "
+                    f"{self.master_url} in {timeout_s:.0f}s; logs:\n{logs}"
                 )
         except StackError:
             self.stop()
@@ -166,10 +190,11 @@ class SparkCluster:
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Worker first, then master: SIGTERM, and SIGKILL for one still there after timeout_s."""
-        for main in (WORKER_CLASS, MASTER_CLASS):
-            daemon = self._daemons.pop(main, None)
-            if daemon is None:
+        """Workers first, then the master: SIGTERM, and SIGKILL for one still there after
+        timeout_s."""
+        for name in sorted(self._daemons, key=lambda n: n == "master"):
+            daemon = self._daemons.pop(name)
+            if daemon.poll() is not None:
                 continue
             daemon.terminate()
             try:
@@ -185,14 +210,21 @@ class SparkCluster:
         self.stop()
 
 
-def free_ports() -> ClusterPorts:
-    """Four distinct loopback ports nobody listens on right now (held together while picked)."""
-    sockets = [socket.socket() for _ in range(4)]
+def loopback_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports nobody listens on right now (held together while
+    picked)."""
+    sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
             sock.bind((HOST, 0))
-        master, master_ui, worker, worker_ui = (s.getsockname()[1] for s in sockets)
+        return [s.getsockname()[1] for s in sockets]
     finally:
         for sock in sockets:
             sock.close()
-    return ClusterPorts(master, master_ui, worker, worker_ui)
+
+
+def free_ports(workers: int = 1) -> ClusterPorts:
+    """Free ports for a cluster: the master's two and two per worker."""
+    ports = loopback_ports(2 + 2 * workers)
+    pairs = tuple((ports[i], ports[i + 1]) for i in range(2, len(ports), 2))
+    return ClusterPorts(ports[0], ports[1], pairs)
