@@ -41,6 +41,7 @@ from netflix_assets.web.events import (
     parse_batch,
 )
 from netflix_assets.web.session import COOKIE, MAX_AGE_S, Session, Sessions
+from schema import tables
 
 HERE = Path(__file__).resolve().parent
 HLS_JS = settings.REPO_ROOT / "node_modules" / "hls.js" / "dist" / "hls.min.js"
@@ -54,7 +55,7 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     store_root = Path(config.object_store_root)
     edge_key = tokens.origin_key(config.signing_key)
-    top = rows.TopInCountry(str(store_root / "lake" / "silver_playback_sessions"))
+    top = rows.TopInCountry(str(store_root / tables.SILVER_PLAYBACK_SESSIONS.key))
     recs_client = httpx.Client(timeout=1.0)
 
     @asynccontextmanager

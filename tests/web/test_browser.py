@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,70 @@ def test_a_throttled_network_switches_down_and_stalls_and_reports_it(
     stall_end = next(e for e in events if e["event_type"] == "stall_end")
     assert stall_end["stall_ms"] > 0
     context.close()
+
+
+def test_the_browsers_events_become_a_session_in_silver_and_gold(
+    browser, web, viewer, published_title, kafka_resource, spark_resource, tmp_path
+):
+    """What the player reported goes through the lake like any other event: bronze from the
+    topic, silver, the sessions (with the startup time the browser measured) and gold."""
+    from dagster import DagsterInstance, materialize
+    from deltalake import DeltaTable
+
+    from assets.lake import bronze_viewing_events, gold_tables, silver_events
+    from assets.lake import silver_playback_sessions as sessions_asset
+    from resources.object_store import ObjectStoreResource
+    from schema import tables
+
+    since = int(time.time() * 1000) - 1000
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, web, viewer, viewer.adult)
+    watch(page, web, published_title)
+    page.wait_for_function("document.getElementById('video').currentTime > 4", timeout=90_000)
+    state = page.evaluate("window.__player")
+    page.goto("about:blank")  # pagehide: the player sends stop and ends the stream
+    context.close()
+    deadline = time.monotonic() + 30
+    while "stop" not in {
+        e["event_type"] for e in events_of(kafka_resource, web.topic, state["sessionId"], since)
+    }:
+        assert time.monotonic() < deadline, "the player's stop event never reached Kafka"
+        time.sleep(1)
+
+    store = ObjectStoreResource(root=str(tmp_path / "lake"))
+    resources = {"kafka": kafka_resource, "spark": spark_resource, "object_store": store}
+    day = datetime.now(UTC).date().isoformat()
+    bronze = materialize(
+        [bronze_viewing_events],
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        run_config={"ops": {"bronze_viewing_events": {"config": {"topic": web.topic}}}},
+    )
+    assert bronze.success
+    chain = materialize(
+        [bronze_viewing_events, silver_events, sessions_asset, gold_tables],
+        selection=[
+            "silver_viewing_events",
+            "silver_quarantine",
+            "silver_playback_sessions",
+            "gold_title_daily",
+            "gold_qoe_daily",
+            "gold_user_daily",
+        ],
+        partition_key=day,
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert chain.success
+    sessions = DeltaTable(store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)).to_pyarrow_table()
+    mine = [s for s in sessions.to_pylist() if s["session_id"] == state["sessionId"]]
+    assert len(mine) == 1, mine
+    session = mine[0]
+    assert session["started"] and not session["failed"]
+    assert session["startup_ms"] == state["startupMs"] and session["device"] == "web"
+    assert session["title_id"] == published_title and session["profile_id"] == viewer.adult
+    assert session["watched_ms"] >= 3000
+    gold = DeltaTable(store.table_uri(tables.GOLD_TITLE_DAILY)).to_pyarrow_table().to_pylist()
+    title_rows = [r for r in gold if r["title_id"] == published_title]
+    assert title_rows and sum(r["views"] for r in title_rows) >= 1
