@@ -7,21 +7,27 @@ redistributed and no dataset can be downloaded here. At each size the benchmark 
 
 - `select`: every generator tuned on the validation split carved from training (the grids of
   selection.GRIDS), the ALS + item-item blend, MMR's curve;
+- `fit`: what candidate_model, als_model and ncf_model fit on every interaction (the tuned ALS,
+  the chosen item-item model, NCF);
 - `evaluate`: every tuned model, NCF (`--ncf-epochs`, 0 to skip) and the served pipeline
   (chosen generator -> MMR with `--mmr-lambda`, default 0.6 as in ModelConfig; no ranker)
   refit on the training part and scored with full ranking on leave-latest-out (a sample of
   `--eval-users` test users);
+- `temporal`: the same models and served path fit before the ranker's cutoff date (the latest
+  20% of interactions after it) and scored on each user's new titles after it;
 - with `--implicit`, the `implicit` library's ALS (the textbook baseline of issue 21) tuned on
   the same validation split over a 12-point grid, then scored on the same test users.
 
-It prints HR@10 / NDCG@10 / coverage / diversity per model, time per step, and the peak
-resident memory of the process (ru_maxrss, after each size). Run sizes in separate processes
-to get each size's own peak: `--sizes 100000`, `--sizes 1000000`.
+It prints HR@10 / NDCG@10 / coverage / diversity per model, wall and CPU time per step, and
+the peak resident memory of the process (ru_maxrss, after each size). The ranker and the Spark
+features are not in it (they need Spark): `time netflix-assets train` measures the whole. Run
+sizes in separate processes to get each size's own peak: `--sizes 100000`, `--sizes 1000000`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -36,6 +42,7 @@ SHAPES = {  # interactions -> (users, titles), ratios near MovieLens 100k / 1M /
     100_000: (943, 1_682),
     1_000_000: (6_040, 3_706),
     10_000_000: (69_878, 10_677),
+    25_000_000: (162_541, 59_047),
 }
 
 
@@ -46,7 +53,7 @@ def frame_of(size: int, seed: int) -> pd.DataFrame:
         {
             "user_id": raw["user_id"].astype(str),
             "title_id": raw["title_id"].astype(str),
-            "ts": raw["ts"],
+            "ts": pd.to_datetime(raw["ts"], unit="s"),  # as training_interactions holds it
             "weight": raw["rating"] / 5.0,
         }
     )
@@ -87,18 +94,56 @@ def implicit_als(frame: pd.DataFrame, eval_users: int) -> tuple[dict, dict]:
     return best, score(selection.Task.of(outer, uidx, tidx, eval_users), best)
 
 
+class Steps:
+    """Wall and CPU seconds per step (CPU time is what contention on a shared host moves least;
+    wall time above it is waiting for a core, or BLAS threads working in parallel)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, name: str, work):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = work()
+        self.times[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        w, c = self.times[name]
+        print(f"  {name}: {w:.1f} s (CPU {c:.1f} s), peak RSS so far {peak:,.0f} MB", flush=True)
+        return out
+
+    def line(self) -> str:
+        return ", ".join(f"{n} {w:.1f} s (CPU {c:.1f} s)" for n, (w, c) in self.times.items())
+
+
+def fit_served(frame: pd.DataFrame, chosen: selection.Selection, ncf_epochs: int) -> None:
+    """What candidate_model, als_model and ncf_model fit on every interaction after the choice."""
+    uidx, tidx, _, _ = selection.index_maps(frame)
+    weighted = selection.weighted_matrix(frame, uidx, tidx)
+    selection.fit("als", chosen.best["als"], weighted)
+    item = {"ease": "ease", "rp3b": "rp3b", "blend": chosen.best.get("blend", {}).get("with")}
+    if (kind := item.get(chosen.generator)) is not None:
+        selection.fit(kind, chosen.best[kind], weighted)
+    if ncf_epochs:
+        training.fit_ncf(frame, NcfConfig(epochs=ncf_epochs))
+
+
 def run(size: int, args) -> None:
-    started = time.perf_counter()
-    frame = frame_of(size, args.seed)
-    made = time.perf_counter() - started
-    t0 = time.perf_counter()
-    chosen = selection.select(frame, max_users=args.eval_users)
-    t_select = time.perf_counter() - t0
+    steps = Steps()
+    frame = steps("data", lambda: frame_of(size, args.seed))
+    chosen = steps("select", lambda: selection.select(frame, max_users=args.eval_users))
+    steps("fit", lambda: fit_served(frame, chosen, args.ncf_epochs))
     pipeline = two_stage.Pipeline(chosen.generator, use_ranker=False, mmr_lambda=args.mmr_lambda)
     ncf = NcfConfig(epochs=args.ncf_epochs) if args.ncf_epochs else None
-    t0 = time.perf_counter()
-    report = training.evaluate_release(frame, chosen, pipeline, ncf, max_users=args.eval_users)
-    t_eval = time.perf_counter() - t0
+    report = steps(
+        "evaluate",
+        lambda: training.evaluate_release(frame, chosen, pipeline, ncf, max_users=args.eval_users),
+    )
+    cutoff = training.choose_cutoff(frame, frame["ts"].max().date())
+    temporal = steps(
+        "temporal",
+        lambda: training.evaluate_temporal(
+            frame, chosen, pipeline, cutoff, max_users=args.eval_users
+        ),
+    )
     if args.implicit:
         t0 = time.perf_counter()
         params, report["implicit-als (tuned)"] = implicit_als(frame, args.eval_users)
@@ -113,6 +158,14 @@ def run(size: int, args) -> None:
     for name, m in report.items():
         row = f"{m['hr@10']:7.3f} {m['ndcg@10']:8.3f} {m['coverage']:9.3f} {m['ild']:10.3f}"
         print(f"{name:22s} {row}")
+    later = temporal.pop("sizes")
+    print(
+        f"temporal protocol: fit before {cutoff}, {int(later['users_scored']):,} users scored "
+        f"on their new titles after it ({int(later['future_rows']):,} interactions)"
+    )
+    for name, m in temporal.items():
+        row = f"{m['hr@10']:7.3f} {m['ndcg@10']:8.3f} {m['coverage']:9.3f} {m['ild']:10.3f}"
+        print(f"{name:22s} {row}  recall@10 {m['recall@10']:.3f}")
     print("MMR curve (validation):")
     for point in chosen.mmr_curve:
         print(
@@ -120,10 +173,10 @@ def run(size: int, args) -> None:
             f"coverage {point['coverage']:.3f} diversity {point['ild']:.3f}"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"time: data {made:.1f} s, select (tuning) {t_select:.1f} s, "
-        f"evaluate {t_eval:.1f} s; peak RSS {peak:,.0f} MB"
-    )
+    total = sum(w for n, (w, _) in steps.times.items() if n != "data")
+    total_cpu = sum(c for n, (_, c) in steps.times.items() if n != "data")
+    print(f"time: {steps.line()}; training and evaluation {total:.1f} s (CPU {total_cpu:.1f} s)")
+    print(f"peak RSS {peak:,.0f} MB; load average at the end {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ from resources.object_store import ObjectStoreResource
 KEY = "bench-key"
 PREFIX = "bench:v1"
 DB = 15
+FILLED = "bench:filled"  # users:titles of the fill in db 15, for --keep-redis
 
 
 def item_item(titles: int, neighbours: int, rng: np.random.Generator) -> bytes:
@@ -112,6 +113,12 @@ def fill_redis(client: redis.Redis, users: int, titles: int) -> None:
     pipe.execute()
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(values: list[float]) -> str:
     a = np.array(values) * 1000
     return (
@@ -178,6 +185,12 @@ def main() -> None:
         help="als-ranker: ALS -> ranker -> MMR 0.8 (a manifest without pipeline fields); "
         "blend: ALS + item-item (100 neighbours a title) blend -> MMR 0.6, no ranker",
     )
+    parser.add_argument(
+        "--keep-redis",
+        action="store_true",
+        help=f"leave Redis db {DB} filled after the run, and reuse a fill of the same size "
+        "(three runs then cost one fill; flush db 15 by hand when done)",
+    )
     args = parser.parse_args()
 
     base_url = settings.redis_url().rsplit("/", 1)[0]
@@ -194,18 +207,23 @@ def main() -> None:
             f"releases built in {time.perf_counter() - t0:.1f} s "
             f"({args.users:,} users, {args.titles:,} titles)"
         )
-        client.flushdb()
-        t0 = time.perf_counter()
-        fill_redis(client, args.users, args.titles)
-        # The fill triggers Redis's periodic snapshot (a forked child writing ~1 GB for seconds
-        # on these 2 cores); take it now so the load phase measures serving, not our setup.
-        while client.info("persistence")["rdb_bgsave_in_progress"]:
-            time.sleep(0.5)
-        client.save()
-        print(
-            f"redis db {DB} filled in {time.perf_counter() - t0:.1f} s "
-            f"({client.info('memory')['used_memory_human']})"
-        )
+        filled = f"{args.users}:{args.titles}".encode()
+        if args.keep_redis and client.get(FILLED) == filled:
+            print(f"redis db {DB} already filled by an earlier --keep-redis run: reused")
+        else:
+            client.flushdb()
+            t0 = time.perf_counter()
+            fill_redis(client, args.users, args.titles)
+            # The fill triggers Redis's periodic snapshot (a forked child writing ~1 GB for
+            # seconds on these 2 cores); take it now so the load phase measures serving.
+            while client.info("persistence")["rdb_bgsave_in_progress"]:
+                time.sleep(0.5)
+            client.set(FILLED, filled)
+            client.save()
+            print(
+                f"redis db {DB} filled in {time.perf_counter() - t0:.1f} s "
+                f"({client.info('memory')['used_memory_human']})"
+            )
 
         # Baseline: the same computation in process, no HTTP and no Redis; once with the ranker
         # the service uses (compiled) and once with LightGBM's own predict, interleaved.
@@ -215,16 +233,19 @@ def main() -> None:
         booster = lgb.Booster(model_str=store.get_bytes(releases[0]["ranker_key"]).decode())
         plain = dataclasses.replace(loaded, scorer=ranker.lightgbm_scorer(booster))
         rng = np.random.default_rng(5)
-        compute, compute_lgb = [], []
+        compute, compute_lgb, compute_cpu = [], [], []
         for i in range(4000):
             u = int(rng.integers(args.users))
             seen = [f"t{t}" for t in rng.integers(0, args.titles, 20)]
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             recommend(plain if i % 2 else loaded, f"u{u}", {"u_interactions_28d": "12"}, seen, 20)
             (compute_lgb if i % 2 else compute).append(time.perf_counter() - started)
+            if not i % 2:
+                compute_cpu.append(time.thread_time() - cpu)
         print(
             f"in-process recommend(), {loaded.scorer.engine} ranker (baseline): "
-            f"{percentiles(compute)}"
+            f"{percentiles(compute)}; CPU time {percentiles(compute_cpu)} "
+            "(wall time above CPU time is waiting for a core)"
         )
         print(
             f"in-process recommend(), LightGBM predict: {percentiles(compute_lgb)}; "
@@ -278,13 +299,16 @@ def main() -> None:
             def swap() -> None:
                 manifest.write_text(json.dumps(releases[1]))
 
+            cpu_before = server_cpu_seconds(server.pid)
             latencies, statuses, versions, server_side, sent, elapsed = asyncio.run(
                 load(args.port, args.rps, args.seconds, args.users, args.seconds / 2, swap)
             )
+            server_cpu = server_cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=30)
-        client.flushdb()
+        if not args.keep_redis:
+            client.flushdb()
 
     errors = [s for s in statuses if s != 200]
     switch = next((t for t, v in sorted(versions) if v == "B"), None)
@@ -294,6 +318,11 @@ def main() -> None:
         f"{percentiles(latencies)}; errors {len(errors)} {sorted(set(map(str, errors)))}"
     )
     print(f"server-side handler time (Server-Timing): {percentiles(server_side)}")
+    print(
+        f"server process CPU per request: {server_cpu / max(len(statuses), 1) * 1000:.2f} ms "
+        "(user + system time over the load phase, swap included; the figure least moved by "
+        "other work on the host)"
+    )
     if switch is not None:
         near = [
             lat for t, lat in zip(sent, latencies, strict=True) if switch - 1 <= t <= switch + 5
