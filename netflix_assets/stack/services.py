@@ -178,11 +178,11 @@ class KafkaService(Service):
         except FileNotFoundError:
             return False
 
-    def client_settings(self, port: int | None = None) -> KafkaSettings:
+    def client_settings(self) -> KafkaSettings:
         """The stack's own clients: the local credential, whatever the environment says."""
         user, password = self._credential()
         return KafkaSettings(
-            bootstrap_servers=f"{settings.HOST}:{port or self.port}",
+            bootstrap_servers=self.endpoint,
             security_protocol=self.LISTENER,
             sasl_mechanism=self.MECHANISM,
             sasl_username=user,
