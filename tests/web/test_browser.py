@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import PASSWORD, Viewer, WebStack
 
+from netflix_assets import settings
 from netflix_assets.stack.edge import stats
 from resources.kafka import KafkaResource
 
@@ -234,3 +237,75 @@ def test_the_browsers_events_become_a_session_in_silver_and_gold(
     gold = DeltaTable(store.table_uri(tables.GOLD_TITLE_DAILY)).to_pyarrow_table().to_pylist()
     title_rows = [r for r in gold if r["title_id"] == published_title]
     assert title_rows and sum(r["views"] for r in title_rows) >= 1
+
+
+FLINK_PYTHON = settings.REPO_ROOT / ".venv-flink" / "bin" / "python"
+
+
+def test_the_browsers_events_land_in_the_flink_jobs_qoe_window(
+    browser, web, viewer, published_title, kafka_resource, tmp_path
+):
+    """The QoE job (PyFlink, bounded over a topic holding this playback's events) puts the
+    session in a window of its title, device web, the edge's cdn and the viewer's country,
+    with the startup time the browser measured."""
+    if not FLINK_PYTHON.is_file():
+        pytest.skip(f"{FLINK_PYTHON} is missing: run scripts/bootstrap_flink.sh")
+    since = int(time.time() * 1000) - 1000
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, web, viewer, viewer.adult)
+    watch(page, web, published_title)
+    page.wait_for_function("document.getElementById('video').currentTime > 4", timeout=90_000)
+    state = page.evaluate("window.__player")
+    page.goto("about:blank")
+    context.close()
+    deadline = time.monotonic() + 30
+    while True:
+        events = events_of(kafka_resource, web.topic, state["sessionId"], since)
+        if "stop" in {e["event_type"] for e in events}:
+            break
+        assert time.monotonic() < deadline, "the player's stop event never reached Kafka"
+        time.sleep(1)
+
+    # One partition, in event time order: the watermark then moves as in production.
+    suffix = uuid.uuid4().hex[:8]
+    names = {k: f"test-web-qoe-{k}-{suffix}" for k in ("events", "aggregates", "alerts")}
+    kafka_resource.ensure_topics(list(names.values()), partitions=1)
+    producer = kafka_resource.producer()
+    for event in sorted(events, key=lambda e: e["event_ts"]):
+        producer.produce(names["events"], json.dumps(event).encode(), event["session_id"].encode())
+    assert producer.flush(30) == 0
+    log = tmp_path / "qoe_job.log"
+    with log.open("w") as out:
+        job = subprocess.run(
+            [
+                str(FLINK_PYTHON),
+                "-m",
+                "streaming.qoe_job",
+                f"--bootstrap-servers={settings.kafka_bootstrap()}",
+                f"--events-topic={names['events']}",
+                f"--aggregates-topic={names['aggregates']}",
+                f"--alerts-topic={names['alerts']}",
+                f"--group-id=web-qoe-{suffix}",
+                f"--checkpoint-dir={tmp_path / 'checkpoints'}",
+                "--startup-mode=earliest-offset",
+                "--bounded",
+                "--watermark-emit=on-event",
+                "--restore=none",
+                "--checkpoint-interval-ms=1000",
+            ],
+            cwd=settings.REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
+    assert job.returncode == 0, log.read_text()[-4000:]
+    records = [json.loads(v) for v in kafka_resource.read_since(names["aggregates"], 0)]
+    windows = [r for r in records if r["kind"] == "qoe_window" and r["title_id"] == published_title]
+    assert len(windows) >= 1, records
+    assert {(w["device"], w["cdn"], w["country"]) for w in windows} == {
+        ("web", web.config.cdn, "US")
+    }
+    assert sum(w["attempts"] for w in windows) == 1 and sum(w["starts"] for w in windows) == 1
+    started = next(w for w in windows if w["starts"] == 1)
+    assert started["startup_p50_ms"] == state["startupMs"]
