@@ -484,6 +484,28 @@ def web(host: str, port: int | None) -> None:
     uvicorn.run(create_app(config, sink), host=host, port=port, log_level="warning")
 
 
+@main.command("web-password")
+@click.argument("email")
+@click.password_option(help="Prompted (twice, hidden) when not given; 8 to 1024 characters.")
+def web_password(email: str, password: str) -> None:
+    """Set the web sign-in password of the account with this e-mail (argon2id hash)."""
+    import psycopg
+
+    from netflix_assets.web import viewers
+
+    with psycopg.connect(settings.postgres_dsn()) as conn:
+        row = conn.execute(
+            "SELECT account_id FROM product.accounts WHERE lower(email) = lower(%s)", (email,)
+        ).fetchone()
+        if row is None:
+            raise click.ClickException(f"no account with the e-mail {email!r}")
+        try:
+            viewers.set_password(conn, row[0], password)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"password set for {row[0]}")
+
+
 def _serving_experiments():
     """The experiments defined in PostgreSQL (re-read every minute) and the exposure log."""
     from confluent_kafka import KafkaException

@@ -98,3 +98,20 @@ def test_the_edge_and_origin_refuse_what_is_not_a_signed_delivery_object(web):
         assert answer.status_code in (403, 404), (path, answer.status_code)
         assert "signing" not in answer.text
     assert edge.post(f"/t/{token}/delivery/t/v/master.m3u8").status_code in (403, 405)
+
+
+def test_web_password_sets_a_password_and_names_bad_input(web, viewer):
+    from click.testing import CliRunner
+
+    from netflix_assets.cli import main
+
+    runner = CliRunner()
+    done = runner.invoke(main, ["web-password", viewer.email.upper(), "--password", "a new one!"])
+    assert done.exit_code == 0 and viewer.account_id in done.output
+    with httpx.Client(base_url=web.app_url, timeout=30) as client:
+        signed = client.post("/signin", data={"email": viewer.email, "password": "a new one!"})
+        assert signed.status_code == 303
+    unknown = runner.invoke(main, ["web-password", "nobody@example.com", "--password", "x" * 9])
+    assert unknown.exit_code == 1 and "no account with the e-mail" in unknown.output
+    short = runner.invoke(main, ["web-password", viewer.email, "--password", "short"])
+    assert short.exit_code == 1 and "8 to 1024 characters" in short.output
