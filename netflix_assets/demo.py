@@ -291,12 +291,42 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
                 console.print(f"  {item['title_id']:>12s}  score {item['score']:8.4f}  ({why})")
 
 
+def web_step(console: Console, instance: DagsterInstance) -> None:
+    """The viewer app and its caching edge (`stack up web edge`), and a viewer to sign in as:
+    the first simulated account with a live plan and an adult profile gets a fresh password."""
+    import secrets
+
+    import psycopg
+
+    from netflix_assets import settings
+    from netflix_assets.web import viewers
+    from netflix_assets.web.config import web_port
+
+    outcomes = manager.up(["web", "edge"])
+    console.print("web: " + ", ".join(f"{name} {outcome}" for name, outcome in outcomes.items()))
+    with psycopg.connect(settings.postgres_dsn()) as conn:
+        row = conn.execute(
+            "SELECT a.account_id, a.email FROM product.accounts a "
+            "JOIN product.subscriptions s ON s.account_id = a.account_id AND s.ended_at IS NULL "
+            "AND s.status IN ('trialing', 'active', 'past_due') "
+            "WHERE EXISTS (SELECT 1 FROM product.profiles p WHERE p.account_id = a.account_id "
+            "AND p.maturity_level = 'adult') ORDER BY a.created_at, a.account_id LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise RuntimeError("no simulated account with a live plan to sign in as")
+        password = secrets.token_urlsafe(9)
+        viewers.set_password(conn, row[0], password)
+    url = f"http://{settings.HOST}:{web_port()}/"
+    console.print(f"open {url} and sign in as {row[1]} with the password {password}")
+
+
 STEPS: list[Callable[[Console, DagsterInstance], None]] = [
     platform_step,
     video_step,
     lake_step,
     product_step,
     recommendations_step,
+    web_step,
 ]
 
 

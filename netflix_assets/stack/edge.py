@@ -1,10 +1,10 @@
 """The caching edge: Debian's nginx with proxy_cache on loopback, in front of the web app.
 
-Optional, like monitoring: `netflix-assets stack up edge` starts it, `stack down` stops it when
-it runs. The config is deploy/nginx/edge.conf.template rendered into <state>/edge/nginx.conf at
-each start. The app it fronts (`netflix-assets web`) listens on NETFLIX_ASSETS_WEB_PORT; the edge
-authorizes each request with the app and caches the media of its origin. Hit ratio: `stats()`
-reads the access log's cache field.
+Optional, like monitoring: `netflix-assets stack up web edge` starts the app and the edge,
+`stack down` stops them when they run. The config is deploy/nginx/edge.conf.template rendered
+into <state>/edge/nginx.conf at each start. The app it fronts (`netflix-assets web`) listens on
+NETFLIX_ASSETS_WEB_PORT; the edge authorizes each request with the app and caches the media of
+its origin. Hit ratio: `stats()` reads the access log's cache field.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,5 +152,26 @@ def stats(home: Path | None = None) -> EdgeStats:
     return EdgeStats(sum(counts.values()), counts["HIT"], misses, dict(counts))
 
 
+class WebAppService(Service):
+    """`netflix-assets web` as a stack service (`stack up web edge`), so the demo and a
+    developer get the app and its edge with one command and `stack down` stops both."""
+
+    def __init__(self) -> None:
+        port = web_config.web_port()
+        super().__init__(
+            name="web",
+            port=port,
+            port_env="NETFLIX_ASSETS_WEB_PORT",
+            marker="netflix_assets.cli web",
+            start_timeout_s=120.0,
+            endpoint=f"http://{settings.HOST}:{port}/",
+        )
+
+    def start(self) -> int:
+        command = [sys.executable, "-m", "netflix_assets.cli", "web", f"--port={self.port}"]
+        return spawn(command, self.log, cwd=settings.REPO_ROOT)
+
+
 def services() -> list[Service]:
-    return [EdgeService()]
+    """In start order: the app the edge authorizes with and fetches from, then the edge."""
+    return [WebAppService(), EdgeService()]
