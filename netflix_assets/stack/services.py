@@ -168,15 +168,19 @@ class KafkaService(Service):
     def _credential(self) -> tuple[str, str]:
         return kafka_client.DEFAULT_USER, secrets.ensure(secrets.KAFKA_PASSWORD)
 
-    def _credential_digest(self) -> str:
-        user, password = self._credential()
+    def _credential_digest(self, password: str) -> str:
+        user = kafka_client.DEFAULT_USER
         return hashlib.sha256(f"{self.MECHANISM}:{user}:{password}".encode()).hexdigest()
 
     def _credential_current(self) -> bool:
+        """Whether the broker holds the credential of the password file (read, never created:
+        `stack status` must not generate secrets)."""
+        password = settings.local_secret(secrets.KAFKA_PASSWORD)
         try:
-            return self.credential_marker.read_text().strip() == self._credential_digest()
+            recorded = self.credential_marker.read_text().strip()
         except FileNotFoundError:
             return False
+        return password is not None and recorded == self._credential_digest(password)
 
     def client_settings(self) -> KafkaSettings:
         """The stack's own clients: the local credential, whatever the environment says."""
@@ -269,7 +273,7 @@ class KafkaService(Service):
             self._format()
         elif not self._credential_current():
             self._add_credential_in_place()
-        self.credential_marker.write_text(self._credential_digest() + "\n")
+        self.credential_marker.write_text(self._credential_digest(self._credential()[1]) + "\n")
 
     def _format(self) -> None:
         user, password = self._credential()
