@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -126,9 +126,6 @@ class KafkaSettings:
                 "NETFLIX_ASSETS_KAFKA_PASSWORD, or start the local stack (`netflix-assets stack "
                 f"up`), which generates {settings.secrets_dir() / PASSWORD_SECRET}"
             )
-
-    def with_bootstrap(self, bootstrap_servers: str) -> KafkaSettings:
-        return replace(self, bootstrap_servers=bootstrap_servers)
 
     def confluent(self) -> dict[str, Any]:
         """librdkafka properties (confluent-kafka Producer, Consumer, AdminClient)."""
