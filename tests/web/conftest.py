@@ -39,6 +39,26 @@ PASSWORD = "correct horse battery staple"
 VIDEO_TESTS = Path(__file__).resolve().parent.parent / "video" / "test_video_pipeline.py"
 
 
+def viewing_event(account_id: str, profile_id: str, /, **changes) -> dict:
+    """A valid heartbeat of the viewing-event contract for this account and profile."""
+    return {
+        "schema_version": 1,
+        "event_id": "e1",
+        "session_id": "s1",
+        "user_id": account_id,
+        "profile_id": profile_id,
+        "title_id": "t",
+        "device": "web",
+        "os": "linux",
+        "country": "US",
+        "cdn": "local-edge",
+        "event_type": "heartbeat",
+        "event_ts": "2026-12-03T10:00:00.123Z",
+        "position_ms": 1000,
+        **changes,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

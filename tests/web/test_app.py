@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, Viewer, WebStack, free_port
+from conftest import PASSWORD, Viewer, WebStack, free_port, viewing_event
 
 from netflix_assets.stack.edge import EdgeService, stats
 from netflix_assets.web import tokens
@@ -143,22 +143,8 @@ def test_events_are_validated_per_event_and_produced(web, viewer, kafka_resource
     session = f"s-{viewer.account_id}"
 
     def event(i: int, **changes):
-        return {
-            "schema_version": 1,
-            "event_id": f"{session}-{i}",
-            "session_id": session,
-            "user_id": viewer.account_id,
-            "profile_id": viewer.adult,
-            "title_id": "t",
-            "device": "web",
-            "os": "linux",
-            "country": "US",
-            "cdn": "local-edge",
-            "event_type": "heartbeat",
-            "event_ts": "2026-12-03T10:00:00.123Z",
-            "position_ms": i * 1000,
-            **changes,
-        }
+        ids = {"event_id": f"{session}-{i}", "session_id": session, "position_ms": i * 1000}
+        return viewing_event(viewer.account_id, viewer.adult, **{**ids, **changes})
 
     good = client.post("/v1/events", json={"events": [event(i) for i in range(50)]})
     assert good.status_code == 200 and good.json() == {"accepted": 50, "rejected": []}

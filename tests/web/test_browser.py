@@ -76,6 +76,27 @@ def events_of(kafka: KafkaResource, topic: str, session_id: str, since_ms: int) 
     return [e for e in values if e["session_id"] == session_id]
 
 
+def play_until_stopped(browser, web, viewer, title_id, kafka) -> tuple[dict, list[dict]]:
+    """Play 4 s, leave the page (the player sends stop and ends the stream); the player's
+    state and the session's events once its stop is in Kafka."""
+    since = int(time.time() * 1000) - 1000
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, web, viewer, viewer.adult)
+    watch(page, web, title_id)
+    page.wait_for_function("document.getElementById('video').currentTime > 4", timeout=90_000)
+    state = page.evaluate("window.__player")
+    page.goto("about:blank")
+    context.close()
+    deadline = time.monotonic() + 30
+    while True:
+        events = events_of(kafka, web.topic, state["sessionId"], since)
+        if "stop" in {e["event_type"] for e in events}:
+            return state, events
+        assert time.monotonic() < deadline, "the player's stop event never reached Kafka"
+        time.sleep(1)
+
+
 def test_a_published_title_plays_through_the_edge_and_reports_events(
     browser, web, viewer, published_title, kafka_resource
 ):
@@ -185,21 +206,7 @@ def test_the_browsers_events_become_a_session_in_silver_and_gold(
     from resources.object_store import ObjectStoreResource
     from schema import tables
 
-    since = int(time.time() * 1000) - 1000
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, web, viewer, viewer.adult)
-    watch(page, web, published_title)
-    page.wait_for_function("document.getElementById('video').currentTime > 4", timeout=90_000)
-    state = page.evaluate("window.__player")
-    page.goto("about:blank")  # pagehide: the player sends stop and ends the stream
-    context.close()
-    deadline = time.monotonic() + 30
-    while "stop" not in {
-        e["event_type"] for e in events_of(kafka_resource, web.topic, state["sessionId"], since)
-    }:
-        assert time.monotonic() < deadline, "the player's stop event never reached Kafka"
-        time.sleep(1)
+    state, _ = play_until_stopped(browser, web, viewer, published_title, kafka_resource)
 
     store = ObjectStoreResource(root=str(tmp_path / "lake"))
     resources = {"kafka": kafka_resource, "spark": spark_resource, "object_store": store}
@@ -250,22 +257,7 @@ def test_the_browsers_events_land_in_the_flink_jobs_qoe_window(
     with the startup time the browser measured."""
     if not FLINK_PYTHON.is_file():
         pytest.skip(f"{FLINK_PYTHON} is missing: run scripts/bootstrap_flink.sh")
-    since = int(time.time() * 1000) - 1000
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, web, viewer, viewer.adult)
-    watch(page, web, published_title)
-    page.wait_for_function("document.getElementById('video').currentTime > 4", timeout=90_000)
-    state = page.evaluate("window.__player")
-    page.goto("about:blank")
-    context.close()
-    deadline = time.monotonic() + 30
-    while True:
-        events = events_of(kafka_resource, web.topic, state["sessionId"], since)
-        if "stop" in {e["event_type"] for e in events}:
-            break
-        assert time.monotonic() < deadline, "the player's stop event never reached Kafka"
-        time.sleep(1)
+    state, events = play_until_stopped(browser, web, viewer, published_title, kafka_resource)
 
     # One partition, in event time order: the watermark then moves as in production.
     suffix = uuid.uuid4().hex[:8]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import viewing_event
 
 from netflix_assets.web import tokens
 from netflix_assets.web.events import BatchRefused, check_events, parse_batch
@@ -20,22 +21,7 @@ def grant(expires_in: float = 60) -> tokens.PlaybackGrant:
 
 
 def event(**changes) -> dict:
-    base = {
-        "schema_version": 1,
-        "event_id": "e1",
-        "session_id": "s1",
-        "user_id": "a1",
-        "profile_id": "p1",
-        "title_id": "t1",
-        "device": "web",
-        "os": "linux",
-        "country": "US",
-        "cdn": "local-edge",
-        "event_type": "heartbeat",
-        "event_ts": "2026-12-03T10:00:00.123Z",
-        "position_ms": 1000,
-    }
-    return {**base, **changes}
+    return viewing_event("a1", "p1", **changes)
 
 
 def test_a_token_opens_its_prefix_only():
