@@ -90,6 +90,10 @@ def test_features_without_any_interactions_fail_clearly(spark_resource, object_s
     assert "no interactions" in failure.event_specific_data.error.message
 
 
+def ranked_in(result) -> bool:
+    return result.asset_materializations_for_node("ranker_model")[0].metadata["use_ranker"].value
+
+
 def test_models_and_evaluation_from_imported_ratings(
     tmp_path, spark_resource, object_store, redis_resource
 ) -> None:
@@ -133,6 +137,10 @@ def test_models_and_evaluation_from_imported_ratings(
     assert checks["served_beats_tuned_als"] == (served[0] > als[0] and served[1] > als[1])
     for model in ("als", "ease", "rp3b", "blend", "ncf", "popularity"):
         assert 0 < meta[f"{model}_coverage"].value <= 1 and meta[f"{model}_ild"].value > 0
+    # The temporal protocol scores the served path too (without the ranker when it is in).
+    later = "served_without_ranker" if ranked_in(result) else "served"
+    assert 0 <= meta[f"temporal_full_{later}_ndcg@10"].value <= 1
+    assert meta["temporal_full_als_hr@10"].value > 0 and meta["temporal_cutoff"].value
     chosen = result.asset_materializations_for_node("candidate_model")[0].metadata
     assert chosen["generator"].value in ("als", "ease", "rp3b", "blend")
     ranked = result.asset_materializations_for_node("ranker_model")[0].metadata
@@ -165,6 +173,7 @@ def test_models_and_evaluation_from_imported_ratings(
     strict = {**small, "regression_tolerance": -1.0, "best_model_tolerance": -1.0}
     again = materialize(
         [
+            recs.training_interactions,
             recs.candidate_model,
             recs.als_model,
             recs.ncf_model,
