@@ -72,7 +72,11 @@ setup(
             "schema*",
         ]
     ),
-    package_data={"netflix_assets.stack": ["poms/*"], "schema": ["*.sql", "*.json"]},
+    package_data={
+        "netflix_assets.stack": ["poms/*"],
+        "netflix_assets.web": ["templates/*.html", "static/*"],
+        "schema": ["*.sql", "*.json"],
+    },
     install_requires=CORE,
     extras_require={"dev": DEV},
     entry_points={"console_scripts": ["netflix-assets=netflix_assets.cli:main"]},
