@@ -86,7 +86,7 @@ class Scraper:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.seconds):
-            response = httpx.get(f"http://127.0.0.1:{self.port}/metrics")
+            response = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=60)
             assert response.status_code == 200 and "recs_request_seconds" in response.text
             self.scrapes += 1
 
