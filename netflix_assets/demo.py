@@ -260,10 +260,12 @@ def recommendations_step(console: Console, instance: DagsterInstance) -> None:
         f"{summary['titles']} titles) as namespace demo"
     )
     partition, result = training_run.train(instance)
-    console.print(training_run.evaluation_table(partition, result))
     failed = training_run.failed_checks(result)
     if failed or not result.success:
-        raise RuntimeError(f"training did not release a model: failed checks {failed}")
+        raise RuntimeError(
+            f"training for {partition} did not release a model: {_run_failure(result, failed)}"
+        )
+    console.print(training_run.evaluation_table(partition, result))
 
     # No requests are in flight here, so the release is prepared in this process.
     with tempfile.TemporaryDirectory() as releases:
@@ -318,6 +320,20 @@ def web_step(console: Console, instance: DagsterInstance) -> None:
         viewers.set_password(conn, row[0], password)
     url = f"http://{settings.HOST}:{web_port()}/"
     console.print(f"open {url} and sign in as {row[1]} with the password {password}")
+
+
+def _run_failure(result: ExecuteInProcessResult, failed_checks: list[str]) -> str:
+    """What stopped a run: its failed blocking checks, or its first failed step and the error."""
+    if failed_checks:
+        return f"failed checks {', '.join(failed_checks)}"
+    failures = result.get_step_failure_events()
+    if not failures:
+        return "the run failed without a failed step; its event log is in the instance (make ui)"
+    error = failures[0].step_failure_data.error
+    while error is not None and error.cause is not None:  # Dagster wraps the user's error
+        error = error.cause
+    cause = error.message.strip() if error else failures[0].message
+    return f"step {failures[0].step_key} failed: {cause}"
 
 
 STEPS: list[Callable[[Console, DagsterInstance], None]] = [

@@ -81,3 +81,18 @@ def test_summary_lists_each_step_and_the_log(tmp_path) -> None:
     assert "lake" in text and "2m 05s" in text
     assert "all" in text and "2m 06s" in text
     assert str(tmp_path / "demo.log") in text.replace("\n", "")
+
+
+def test_a_failed_run_is_described_by_its_failed_step_and_error() -> None:
+    from dagster import asset, materialize
+
+    @asset
+    def needs_users() -> None:
+        raise ValueError("only 0 users interacted with a new title")
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([needs_users], instance=instance, raise_on_error=False)
+    assert demo._run_failure(result, []) == (
+        "step needs_users failed: ValueError: only 0 users interacted with a new title"
+    )
+    assert demo._run_failure(result, ["beats_popularity"]) == "failed checks beats_popularity"
