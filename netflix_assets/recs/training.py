@@ -207,7 +207,12 @@ def choose_cutoff(frame: pd.DataFrame, as_of: date, label_share: float = 0.2) ->
     first, last = ts.min().date(), min(ts.max().date(), as_of)
     if first >= last:
         raise ValueError(f"the ranker needs interactions on at least two dates; all are on {first}")
-    quantile = ts.quantile(1.0 - label_share).date()
+    # Only a user seen before the cut can be labelled after it, so the cut is placed among the
+    # interactions of returning users (after their first day): a day of new viewers (a fresh
+    # lake beside older imported ratings) must not pull it past every labellable user.
+    day = ts.dt.normalize()
+    returning = ts[day > day.groupby(frame["user_id"]).transform("min")]
+    quantile = (returning if len(returning) else ts).quantile(1.0 - label_share).date()
     return min(max(quantile, first + timedelta(days=1)), last)
 
 
