@@ -132,3 +132,27 @@ def test_nonzero_item_scores_are_the_dense_scores_where_they_are_not_zero() -> N
         titles, values = items.nonzero_scores(seen)
         assert titles.tolist() == np.flatnonzero(dense).tolist()
         assert np.array_equal(values.astype(np.float32), dense[titles])
+
+
+def test_ncf_trains_on_one_thread_and_gives_the_threads_back() -> None:
+    import torch
+
+    from netflix_assets.recs import ncf
+
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    original = ncf._fit
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    try:
+        ncf._fit = spy
+        users, titles = np.array([0, 0, 1, 2]), np.array([0, 1, 2, 3])
+        ncf.fit(users, titles, 3, 5, ncf.NcfConfig(epochs=1))
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        ncf._fit = original
+        torch.set_num_threads(before)
