@@ -59,7 +59,9 @@ EVALUATED = ("served", "blend", "als", "ease", "rp3b", "ncf", "popularity")
 def evaluation_rows(result) -> list[tuple[str, str, float, float, float, float]]:
     """(model, protocol, HR@10, NDCG@10, coverage, intra-list diversity) rows from the
     evaluation's metadata: leave-latest-out full ranking for the served pipeline and every
-    model, then the ranker's temporal hold-out (coverage and diversity not measured there)."""
+    model, the temporal protocol (fit before a cutoff, scored on each user's new titles after
+    it), then the ranker's own hold-out at its cutoff (coverage and diversity not measured
+    there)."""
     materialized = result.asset_materializations_for_node("model_evaluation")
     if not materialized:
         return []
@@ -70,10 +72,14 @@ def evaluation_rows(result) -> list[tuple[str, str, float, float, float, float]]
         for model in EVALUATED
         if (m := report.get(model)) is not None
     ]
+    later = report.get("temporal_full") or {}
+    for model in ("served", "served_without_ranker", *EVALUATED[1:]):
+        if (m := later.get(model)) is not None and model != "ncf":
+            rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], m["coverage"], m["ild"]))
     for model in ("ranker", "generator", "popularity"):
         m = (report.get("temporal") or {}).get(model)
         if m is not None:
-            rows.append((model, "temporal", m["hr@10"], m["ndcg@10"], nan, nan))
+            rows.append((model, "ranker cut", m["hr@10"], m["ndcg@10"], nan, nan))
     return rows
 
 
