@@ -115,10 +115,13 @@ def through_dagster(source: Path, work: Path) -> float:
     store.put_file(source, key)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("titles", [title_id])
-    # The fixed ladder, so that Dagster runs the same FFmpeg work as bare_commands.
+    # The fixed ladder, so that Dagster runs the same FFmpeg work as bare_commands. Its top rung
+    # (1080p 7800k) scores about 90 on this grainy source, short of the per-title target that the
+    # blocking check holds it to, so the check's floor is lifted: this measures overhead only.
     config = {
         "raw_upload": {"config": {"object_key": key, "sha256": sha, "title": "bench"}},
         "encoding_plan": {"config": {"ladder": "fixed"}},
+        "quality_report": {"config": {"min_top_vmaf": 0.0}},
     }
     started = time.perf_counter()
     result = materialize(
