@@ -36,9 +36,16 @@
 
   function show(text) { statusLine.textContent = text; }
 
+  // hls.js may report "playing" before its LEVEL_SWITCHED event: fall back to the level it plays.
+  function playingLevel() {
+    const h = window.__hls;
+    if (!h || !h.levels) return null;
+    return h.levels[h.currentLevel >= 0 ? h.currentLevel : h.loadLevel] || null;
+  }
+
   function event(type, extra) {
     if (!state.sessionId) return;
-    const lv = level;
+    const lv = level || playingLevel();
     queue.push(Object.assign({
       schema_version: 1,
       event_id: crypto.randomUUID(),
