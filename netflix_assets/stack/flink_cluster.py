@@ -26,7 +26,7 @@ from typing import Any
 from netflix_assets import settings
 from netflix_assets.stack import jars
 from netflix_assets.stack.errors import StackError
-from netflix_assets.stack.process import log_tail, port_open, spawn, wait_until
+from netflix_assets.stack.process import log_tail, port_open, spawn, stop_daemons, wait_until
 from netflix_assets.stack.services import Service
 
 HOST = settings.HOST
@@ -342,16 +342,7 @@ class FlinkCluster:
         rest(self.ports.rest, f"/jobs/{job_id}?mode=cancel", method="PATCH")
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        for name in sorted(self._daemons, key=lambda n: n == "jobmanager"):
-            daemon = self._daemons.pop(name)
-            if daemon.poll() is not None:
-                continue
-            daemon.terminate()
-            try:
-                daemon.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop_daemons(self._daemons, "jobmanager", timeout_s)
 
     def __enter__(self) -> FlinkCluster:
         return self.start()

@@ -130,3 +130,18 @@ def run(
             f"is the service it talks to hung? output so far:\n{(stdout + stderr)[-1500:]}"
         ) from exc
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def stop_daemons(daemons: dict[str, subprocess.Popen], last: str, timeout_s: float) -> None:
+    """Stops a cluster's daemons, `last` (its coordinator) after the others: SIGTERM, and
+    SIGKILL for one still there after timeout_s. Emptied as it goes."""
+    for name in sorted(daemons, key=lambda n: n == last):
+        daemon = daemons.pop(name)
+        if daemon.poll() is not None:
+            continue
+        daemon.terminate()
+        try:
+            daemon.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()

@@ -24,7 +24,7 @@ import pyspark
 
 from netflix_assets.settings import HOST
 from netflix_assets.stack.errors import StackError
-from netflix_assets.stack.process import log_tail, wait_until
+from netflix_assets.stack.process import log_tail, stop_daemons, wait_until
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -192,16 +192,7 @@ class SparkCluster:
     def stop(self, timeout_s: float = 15.0) -> None:
         """Workers first, then the master: SIGTERM, and SIGKILL for one still there after
         timeout_s."""
-        for name in sorted(self._daemons, key=lambda n: n == "master"):
-            daemon = self._daemons.pop(name)
-            if daemon.poll() is not None:
-                continue
-            daemon.terminate()
-            try:
-                daemon.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop_daemons(self._daemons, "master", timeout_s)
 
     def __enter__(self) -> SparkCluster:
         return self.start()
