@@ -150,39 +150,11 @@ def _read_day(kafka: KafkaResource, topic: str, day: dt.date):
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     start_ms = int(start.timestamp() * 1000)
     end_ms = int((start + dt.timedelta(days=1)).timestamp() * 1000)
-    consumer = kafka.consumer(group_id="netflix-assets-experiments")
-    try:
-        # Timestamps are the producers' and need not rise along a partition, so reading starts
-        # at the first message at or after the day and keeps only the day's.
-        for value, timestamp_ms in _read_with_times(kafka, consumer, topic, start_ms):
-            if start_ms <= timestamp_ms < end_ms:
-                yield value
-    finally:
-        consumer.close()
-
-
-def _read_with_times(kafka: KafkaResource, consumer, topic: str, since_ms: int):
-    from confluent_kafka import TopicPartition
-
-    ends = {p: high for p, (_, high) in kafka.watermarks(topic).items()}
-    starts = consumer.offsets_for_times(
-        [TopicPartition(topic, p, since_ms) for p in ends], timeout=kafka.request_timeout_s
-    )
-    todo = {tp.partition: tp.offset for tp in starts if 0 <= tp.offset < ends[tp.partition]}
-    if not todo:
-        return
-    consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
-    while todo:
-        message = consumer.poll(kafka.request_timeout_s)
-        if message is None:
-            raise TimeoutError(
-                f"reading {topic}: partitions {sorted(todo)} stopped short of their end"
-            )
-        if message.error():
-            continue
-        yield message.value(), message.timestamp()[1]
-        if message.offset() + 1 >= ends[message.partition()]:
-            todo.pop(message.partition(), None)
+    # Timestamps are the producers' and need not rise along a partition, so reading starts at
+    # the first message at or after the day and keeps only the day's.
+    for value, timestamp_ms in kafka.client().read_records_since(topic, start_ms):
+        if start_ms <= timestamp_ms < end_ms:
+            yield value
 
 
 @asset(

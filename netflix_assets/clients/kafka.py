@@ -277,7 +277,17 @@ class KafkaClient:
 
     def read_since(self, topic: str, since_ms: int, read_committed: bool = True) -> Iterator[bytes]:
         """Every message value of a topic from the first offset at or after a timestamp (epoch
-        ms) up to the end offsets at the call, without joining a group or committing.
+        ms) up to the end offsets at the call (read_records_since without the timestamps)."""
+        for value, _ in self.read_records_since(topic, since_ms, read_committed):
+            yield value
+
+    def read_records_since(
+        self, topic: str, since_ms: int, read_committed: bool = True
+    ) -> Iterator[tuple[bytes, int]]:
+        """(value, timestamp ms) of every message of a topic from the first offset at or after
+        a timestamp (epoch ms) up to the end offsets at the call, without joining a group or
+        committing. Producers' timestamps need not rise along a partition, so a caller that
+        wants one time range filters on them.
 
         read_committed skips aborted transactions, as the QoE job's exactly-once sinks need;
         their commit markers take offsets that are never delivered, so progress is taken from
@@ -309,7 +319,7 @@ class KafkaClient:
                         todo.pop(partition)
                     continue
                 deadline = time.monotonic() + patience
-                yield message.value()
+                yield message.value(), message.timestamp()[1]
                 if message.offset() + 1 >= ends[message.partition()]:
                     todo.pop(message.partition(), None)
             if todo:
