@@ -63,18 +63,6 @@ def start_server(port: int, manifest: Path, root: str, metrics: bool) -> subproc
     return subprocess.Popen(command, env=env)
 
 
-def wait_healthy(port: int) -> None:
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server on {port} did not become healthy")
-
-
 class Scraper:
     """Reads /metrics every `seconds` while running, as Prometheus would."""
 
@@ -147,7 +135,7 @@ def main() -> None:
         servers = [start_server(ports[m], manifest, root, m) for m in (True, False)]
         try:
             for port in ports.values():
-                wait_healthy(port)
+                serving_bench.wait_healthy(port)
             assert httpx.get(f"http://127.0.0.1:{ports[False]}/metrics").status_code == 404
             for port in ports.values():  # warm-up, not counted
                 asyncio.run(serving_bench.load(port, 50, 3, args.users, 1e9, lambda: None))

@@ -47,6 +47,19 @@ DB = 15
 FILLED = "bench:filled"  # users:titles of the fill in db 15, for --keep-redis
 
 
+def wait_healthy(port: int, timeout_s: float = 180) -> None:
+    """Until the server on `port` answers /healthz with 200, or exit naming it."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server on {port} did not become healthy")
+
+
 def item_item(titles: int, neighbours: int, rng: np.random.Generator) -> bytes:
     """A random titles x titles matrix with `neighbours` positive weights per title, the size of
     a pruned EASE / RP3beta model."""
@@ -279,16 +292,7 @@ def main() -> None:
             env=env,
         )
         try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{args.port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            else:
-                raise SystemExit("server did not become healthy")
+            wait_healthy(args.port, 120)
             # The measuring side must not add pauses of its own: a full collection of this
             # process's heap (pandas, LightGBM, the releases) stalls every request in flight and
             # would be counted as server latency. Freeze what exists now.
