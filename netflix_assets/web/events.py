@@ -1,27 +1,25 @@
 """POST /v1/events: a player's batch of viewing events, checked and produced to Kafka.
 
-Each event is validated against the contract (schema/viewing_event.v1.schema.json, compiled by
-fastjsonschema: about 5 us an event where jsonschema takes 400) and must belong to the signed-in
-profile; the valid ones are produced, keyed by session_id, with the idempotent producer, and the
-request answers only when Kafka has acknowledged every one of them (acks=all), so "accepted"
-means durable. Duplicates from a replayed batch keep their event_id and are dropped downstream.
+Each event is validated against the contract (schema/viewing_event.v1.schema.json: contract.py,
+a fast test of the plain form backed by the compiled schema, about 2.5 us an event) and must
+belong to the signed-in profile; the valid ones are produced, keyed by session_id, with the
+idempotent producer, and the request answers only when Kafka has acknowledged every one of them
+(acks=all), so "accepted" means durable. Duplicates from a replayed batch keep their event_id and
+are dropped downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import fastjsonschema
 import orjson
 from confluent_kafka import KafkaError, Producer
 
+from netflix_assets.web.contract import check_event
 from netflix_assets.web.viewers import Profile
-from schema.events import json_schema
 
 
 class BatchRefused(Exception):
@@ -38,11 +36,6 @@ class Rejection:
     index: int
     event_id: str | None
     reason: str
-
-
-@cache
-def _validator() -> Callable[[Any], Any]:
-    return fastjsonschema.compile(json_schema())
 
 
 def parse_batch(body: bytes, max_events: int) -> list[Any]:
@@ -63,24 +56,42 @@ def parse_batch(body: bytes, max_events: int) -> list[Any]:
 
 def check_events(events: list[Any], viewer: Profile) -> tuple[list[dict], list[Rejection]]:
     """Split a batch into the events to produce and the rejected ones with their reasons."""
-    validate = _validator()
     valid: list[dict] = []
     rejected: list[Rejection] = []
     for index, event in enumerate(events):
+        reason = check_event(event)
+        if reason is None:
+            if event["profile_id"] != viewer.profile_id:
+                reason = "profile_id is not the signed-in profile's"
+            elif event["user_id"] != viewer.account_id:
+                reason = "user_id is not the signed-in account's"
+            else:
+                valid.append(event)
+                continue
         event_id = event.get("event_id") if isinstance(event, dict) else None
-        event_id = event_id if isinstance(event_id, str) else None
-        try:
-            validate(event)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            rejected.append(Rejection(index, event_id, exc.message.replace("data", "event", 1)))
-            continue
-        if event["profile_id"] != viewer.profile_id:
-            rejected.append(Rejection(index, event_id, "profile_id is not the signed-in profile's"))
-        elif event["user_id"] != viewer.account_id:
-            rejected.append(Rejection(index, event_id, "user_id is not the signed-in account's"))
-        else:
-            valid.append(event)
+        rejected.append(Rejection(index, event_id if isinstance(event_id, str) else None, reason))
     return valid, rejected
+
+
+class _BatchAck:
+    """The delivery reports of one batch: counts them down and settles the request's future
+    on the last. Reports are served by one thread at a time (the poller, then close's flush),
+    so the count needs no lock."""
+
+    __slots__ = ("error", "future", "left", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, left: int):
+        self.loop = loop
+        self.future = future
+        self.left = left
+        self.error: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None and self.error is None:
+            self.error = err
+        self.left -= 1
+        if self.left == 0:
+            self.loop.call_soon_threadsafe(_settle, self.future, self.error)
 
 
 class EventSink:
@@ -104,36 +115,23 @@ class EventSink:
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        state = {"left": len(events), "error": None}
-        lock = threading.Lock()
-
-        def report(err: KafkaError | None, _msg: Any) -> None:
-            with lock:
-                state["left"] -= 1
-                if err is not None and state["error"] is None:
-                    state["error"] = err
-                finished = state["left"] == 0
-            if finished:
-                loop.call_soon_threadsafe(_settle, done, state["error"])
-
+        ack = _BatchAck(loop, done, len(events))
+        produce, topic = self.producer.produce, self.topic
         for event in events:
             value = orjson.dumps(event)
             while True:
                 try:
-                    self.producer.produce(
-                        self.topic, value=value, key=event["session_id"], on_delivery=report
-                    )
+                    produce(topic, value=value, key=event["session_id"], on_delivery=ack)
                     break
                 except BufferError:
                     await asyncio.sleep(0.005)  # the local queue is full: let deliveries drain
         await done
 
     def close(self, timeout_s: float = 10.0) -> int:
-        """Deliver what is queued, stop the poller; returns the messages left undelivered."""
-        left = self.producer.flush(timeout_s)
+        """Stop the poller, deliver what is queued; returns the messages left undelivered."""
         self._stop.set()
         self._thread.join(timeout_s)
-        return left
+        return self.producer.flush(timeout_s)
 
 
 class KafkaDeliveryFailed(Exception):
