@@ -51,7 +51,8 @@ def stack() -> None:
     "--with",
     "extras",
     multiple=True,
-    help="Also start an optional service group (flink, monitoring) beside the stack.",
+    help="Also start an optional service group (flink, monitoring, kafka-cluster) beside the "
+    "stack.",
 )
 def stack_up(services: tuple[str, ...], extras: tuple[str, ...]) -> None:
     """Start the stack (or the named services); running services are left alone."""

@@ -219,15 +219,22 @@ class KafkaClient:
     def admin(self) -> AdminClient:
         return AdminClient(self.settings.confluent())
 
-    def ensure_topics(self, names: list[str] | tuple[str, ...], partitions: int = 1) -> list[str]:
-        """Create the topics that do not exist yet; returns the names it created."""
+    def ensure_topics(
+        self,
+        names: list[str] | tuple[str, ...],
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Create the topics that do not exist yet (with the topic-level `config`, e.g.
+        min.insync.replicas); returns the names it created."""
         admin = self.admin()
         existing = set(admin.list_topics(timeout=self.request_timeout_s).topics)
         missing = [n for n in names if n not in existing]
         if not missing:
             return []
         futures = admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+            [NewTopic(n, partitions, replication_factor, config=config or {}) for n in missing]
         )
         for future in futures.values():
             try:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from netflix_assets import settings
-from netflix_assets.stack import edge, flink_cluster, monitoring
+from netflix_assets.stack import edge, flink_cluster, kafka_cluster, monitoring
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.services import Service, all_services
 from schema import topics
@@ -39,7 +39,12 @@ def up(names: list[str] | None = None) -> dict[str, str]:
 
 def down(names: list[str] | None = None) -> dict[str, str]:
     """Stop only the services this stack started (pid files under the state folder)."""
-    optional = [*monitoring.services(), *edge.services(), *flink_cluster.services()]
+    optional = [
+        *monitoring.services(),
+        *edge.services(),
+        *flink_cluster.services(),
+        *kafka_cluster.services(),
+    ]
     chosen = _select(names) if names else [*all_services(), *optional]
     return {s.name: s.down() for s in reversed(chosen)}
 
@@ -50,7 +55,7 @@ def status() -> list[ServiceStatus]:
         for s in [
             *all_services(),
             *(m for m in [*monitoring.services(), *edge.services()] if m.running()),
-            *(f for f in flink_cluster.services() if f.running()),
+            *(f for f in [*flink_cluster.services(), *kafka_cluster.services()] if f.running()),
         ]
     ]
 
@@ -76,7 +81,7 @@ def _select(names: list[str] | None) -> list[Service]:
     if names is None:
         return services
     services = [*services, *monitoring.services(), *edge.services()]  # optional: only when named
-    services += flink_cluster.services()
+    services += [*flink_cluster.services(), *kafka_cluster.services()]
     names = flink_cluster.expand(monitoring.expand(names))
     unknown = set(names) - {s.name for s in services}
     if unknown:

@@ -275,16 +275,19 @@ class KafkaService(Service):
             self._add_credential_in_place()
         self.credential_marker.write_text(self._credential_digest(self._credential()[1]) + "\n")
 
+    def _format_args(self) -> list[str]:
+        """How the node joins its quorum at format time: alone, under a new cluster id (the
+        three-broker cluster's nodes share one id and a static quorum: stack/kafka_cluster)."""
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        return ["--standalone", "-t", cluster_id]
+
     def _format(self) -> None:
         user, password = self._credential()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             *self._java(),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
-            "-t",
-            cluster_id,
+            *self._format_args(),
             "-c",
             str(self.config),
             "--add-scram",
