@@ -29,6 +29,7 @@ import re
 import statistics
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -96,15 +97,18 @@ def wal_bytes(conn: psycopg.Connection, since: str | None = None) -> tuple[str, 
 
 def raw_copy(dsn: str, blocks: list[bytes]) -> float:
     """PostgreSQL's intake of pre-encoded rows: COPY FREEZE into a bare table made in the same
-    transaction, rolled back (the baseline)."""
+    transaction (each connection its own), rolled back (the baseline)."""
+    table = sql.Identifier(f"bench_raw_{uuid.uuid4().hex[:8]}")
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         conn.execute("SET LOCAL synchronous_commit = off")
-        conn.execute("CREATE TABLE product.bench_raw (LIKE product.viewing_history)")
-        statement = sql.SQL("COPY product.bench_raw ({}) FROM STDIN (FORMAT binary, FREEZE)")
-        with conn.cursor().copy(
-            statement.format(sql.SQL(", ").join(map(sql.Identifier, viewing.COLUMNS)))
-        ) as copy:
+        conn.execute(
+            sql.SQL("CREATE TABLE product.{} (LIKE product.viewing_history)").format(table)
+        )
+        statement = sql.SQL("COPY product.{} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
+            table, sql.SQL(", ").join(map(sql.Identifier, viewing.COLUMNS))
+        )
+        with conn.cursor().copy(statement) as copy:
             for block in blocks:
                 copy.write(block)
         seconds = time.perf_counter() - started
@@ -112,35 +116,63 @@ def raw_copy(dsn: str, blocks: list[bytes]) -> float:
     return seconds
 
 
-def load(dsn: str, total: int, profiles: int) -> dict:
+def load(dsn: str, total: int, profiles: int, workers: int = 1) -> dict:
     """Load `total` rows over DAYS days through load_day, each day timed on its own (data
-    generation excluded); every BASELINE_EVERY-th day is also copied raw for the baseline."""
+    generation excluded); every BASELINE_EVERY-th day is also copied raw for the baseline.
+
+    With workers > 1, that many days load at once, each on its own connection, as a backfill
+    of the viewing_history asset does when the run queue runs that many day partitions at a
+    time; the days are generated ahead and the rate is over the wall time of all loads."""
     per_day = total // DAYS
     with psycopg.connect(dsn) as conn:
         viewing.ensure_partitions(conn, FIRST_DAY, months_ahead=3)
         start_lsn, _ = wal_bytes(conn)
-    day_seconds, raw = [], [0, 0.0]
-    for d in range(DAYS):
-        day = FIRST_DAY + timedelta(days=d)
-        sessions = day_sessions(day, per_day, profiles, seed=d)
+    day_seconds = [0.0] * DAYS
+
+    def load_one(d: int, sessions: pa.Table) -> None:
         started = time.perf_counter()
         with psycopg.connect(dsn) as conn:
-            viewing.load_day(conn, day, sessions)
-        day_seconds.append(time.perf_counter() - started)
-        if d % BASELINE_EVERY == 0:
-            blocks = [bytes(b) for b in pgcopy.stream(sessions, viewing.FIELDS)]
-            raw[0] += per_day
-            raw[1] += raw_copy(dsn, blocks)
+            viewing.load_day(conn, FIRST_DAY + timedelta(days=d), sessions)
+        day_seconds[d] = time.perf_counter() - started
+
+    if workers == 1:
+        for d in range(DAYS):
+            load_one(d, day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d))
+        wall = sum(day_seconds)
+    else:
+        days = [
+            day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d)
+            for d in range(DAYS)
+        ]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(load_one, range(DAYS), days))
+        wall = time.perf_counter() - started
+        del days
+    # The baseline copies every BASELINE_EVERY-th day raw, as many at once as the load did.
+    sampled = [
+        [
+            bytes(b)
+            for b in pgcopy.stream(
+                day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d),
+                viewing.FIELDS,
+            )
+        ]
+        for d in range(0, DAYS, BASELINE_EVERY)
+    ]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda blocks: raw_copy(dsn, blocks), sampled))
+    raw = [per_day * len(sampled), time.perf_counter() - started]
     with psycopg.connect(dsn) as conn:
         _, wal = wal_bytes(conn, start_lsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE product.viewing_history")
-    seconds = sum(day_seconds)
     tenth = DAYS // 10
     return {
         "rows": per_day * DAYS,
-        "seconds": seconds,
-        "rate": per_day * DAYS / seconds,
+        "seconds": wall,
+        "rate": per_day * DAYS / wall,
         "raw_rate": raw[0] / raw[1],
         "first_days_s": statistics.mean(day_seconds[:tenth]),
         "last_days_s": statistics.mean(day_seconds[-tenth:]),
@@ -324,6 +356,9 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
     parser.add_argument("--same-day", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="days loaded at once, each on its own connection"
+    )
     parser.add_argument("--anatomy", action="store_true", help="time a day's load step by step")
     parser.add_argument("--load-only", action="store_true", help="skip queries, views, billing")
     parser.add_argument("--skip-reads", action="store_true", help="skip the queries and views")
@@ -342,9 +377,10 @@ def main() -> None:
         try:
             migrations.migrate(dsn)
             print(f"rows={total:,} load average before: {load_average()}", flush=True)
-            loaded = load(dsn, total, args.profiles)
+            loaded = load(dsn, total, args.profiles, args.workers)
             print(
-                f"rows={total:,} load_day: {loaded['rows']:,} rows in {loaded['seconds']:.2f} s "
+                f"rows={total:,} load_day x{args.workers}: {loaded['rows']:,} rows in "
+                f"{loaded['seconds']:.2f} s "
                 f"= {loaded['rate']:,.0f} rows/s; raw COPY baseline {loaded['raw_rate']:,.0f} "
                 f"rows/s; load_day / raw COPY {loaded['rate'] / loaded['raw_rate']:.2f}; "
                 f"a day first tenth {loaded['first_days_s']:.3f} s, last tenth "
