@@ -12,6 +12,7 @@ bootstrap) and reports viewing events in batches. Routes:
 - `GET /v1/playback/authorize`: the edge's auth_request: is this token good for this object.
 - `GET /origin/{key}`: the delivery area, for the edge only.
 - `POST /v1/events`: viewing events to Kafka (events.py).
+- `GET /metrics`: Prometheus metrics (metrics.py), unless the app is made without them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fastapi import Body, FastAPI, Form, Header, HTTPException, Request, Respons
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import StringConstraints
 from starlette.responses import FileResponse
 
@@ -40,6 +42,7 @@ from netflix_assets.web.events import (
     check_events,
     parse_batch,
 )
+from netflix_assets.web.metrics import RequestTimer, WebMetrics
 from netflix_assets.web.session import COOKIE, MAX_AGE_S, Session, Sessions
 from schema import tables
 
@@ -49,8 +52,9 @@ MAX_CODECS = 32
 CodecsString = Annotated[str, StringConstraints(max_length=200)]
 
 
-def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
-    """The app; `sink` produces the events (None: /v1/events answers 503)."""
+def create_app(config: WebConfig, sink: EventSink | None = None, metrics: bool = True) -> FastAPI:
+    """The app; `sink` produces the events (None: /v1/events answers 503); `metrics=False`
+    leaves out /metrics and every measurement (the benchmark's baseline)."""
     sessions = Sessions(config.signing_key)
     templates = Jinja2Templates(directory=HERE / "templates")
     store_root = Path(config.object_store_root)
@@ -70,6 +74,19 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
 
     def db() -> psycopg.Connection:
         return psycopg.connect(config.postgres_dsn, connect_timeout=10)
+
+    meters = WebMetrics(db) if metrics else None
+    if meters is not None:
+        app.add_middleware(RequestTimer, histogram=meters.request_seconds)
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            return Response(generate_latest(meters.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def playback_refused(status: int, reason: str, kind: str) -> HTTPException:
+        if meters is not None:
+            meters.refused(kind)
+        return HTTPException(status, reason)
 
     def session_of(request: Request) -> Session | None:
         return sessions.load(request.cookies.get(COOKIE))
@@ -231,18 +248,19 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
             found = catalog.title(conn, title_id, viewer.maturity_level)
             if found is None:
                 if catalog.exists(conn, title_id):
-                    raise HTTPException(
+                    raise playback_refused(
                         403,
                         f"{title_id!r} is rated above what the profile {viewer.name!r} "
                         f"({viewer.maturity_level}) may watch",
+                        "maturity",
                     )
-                raise HTTPException(404, f"no published title {title_id!r}")
+                raise playback_refused(404, f"no published title {title_id!r}", "not_found")
             try:
                 stream_id, plan = viewers.start_stream(
                     conn, viewer, title_id, config.stream_lease_s
                 )
             except viewers.NotEntitled as exc:
-                raise HTTPException(409, str(exc)) from None
+                raise playback_refused(409, str(exc), exc.reason) from None
             expires = int(time.time()) + config.playback_ttl_s
             grant = tokens.PlaybackGrant(found.prefix, viewer.profile_id, stream_id, expires)
             media_base = (
@@ -256,14 +274,15 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
                     viewers.MAX_HEIGHT[plan.max_resolution],
                     media_base,
                 )
-            except (catalog.NothingPlayable, FileNotFoundError) as exc:
+            except catalog.NothingPlayable as exc:
                 conn.rollback()
-                reason = (
-                    str(exc)
-                    if isinstance(exc, catalog.NothingPlayable)
-                    else (f"{title_id!r} has no master playlist in the delivery area")
-                )
-                raise HTTPException(409, reason) from None
+                raise playback_refused(409, str(exc), "nothing_playable") from None
+            except FileNotFoundError:
+                conn.rollback()
+                reason = f"{title_id!r} has no master playlist in the delivery area"
+                raise playback_refused(409, reason, "no_master") from None
+        if meters is not None:
+            meters.granted()
         return JSONResponse(
             {
                 "stream_id": stream_id,
@@ -309,34 +328,47 @@ def create_app(config: WebConfig, sink: EventSink | None = None) -> FastAPI:
     def origin_object(key: str, x_edge_key: Annotated[str | None, Header()] = None) -> FileResponse:
         return origin.serve(store_root, key, x_edge_key, edge_key)
 
+    async def read_batch(request: Request) -> bytes:
+        """The body, refused as soon as it is known to be over the limit (declared length,
+        then while reading)."""
+        limit = config.max_batch_bytes
+        too_large = BatchRefused(413, f"batch over {limit} bytes", "too_large")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
     @app.post("/v1/events")
     async def post_events(request: Request) -> JSONResponse:
         viewer = viewer_of(request)
         if sink is None:
             raise HTTPException(503, "this app runs without Kafka; events are not accepted")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_batch_bytes:
-            raise HTTPException(413, f"batch over {config.max_batch_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_batch_bytes:
-                raise HTTPException(413, f"batch over {config.max_batch_bytes} bytes")
         try:
-            events = parse_batch(bytes(body), config.max_batch_events)
+            events = parse_batch(await read_batch(request), config.max_batch_events)
         except BatchRefused as exc:
+            if meters is not None:
+                meters.batches_refused.labels(exc.kind).inc()
             raise HTTPException(exc.status, exc.reason) from None
         valid, rejected = check_events(events, viewer)
+        if meters is not None:
+            for rejection in rejected:
+                meters.events_rejected.labels(rejection.rule).inc()
         try:
             await sink.produce(valid)
         except KafkaDeliveryFailed as exc:
+            if meters is not None:
+                meters.produce_failed.inc(len(valid))
             raise HTTPException(
                 503, f"{exc}; nothing of this batch is confirmed, retry it"
             ) from None
-        answer = {
-            "accepted": len(valid),
-            "rejected": [r.__dict__ for r in rejected],
-        }
+        if meters is not None:
+            meters.events_accepted.inc(len(valid))
+        answer = {"accepted": len(valid), "rejected": [r.answer() for r in rejected]}
         return JSONResponse(answer, status_code=400 if rejected else 200)
 
     return app

@@ -23,12 +23,14 @@ from netflix_assets.web.viewers import Profile
 
 
 class BatchRefused(Exception):
-    """The whole batch is unusable (not JSON, not a list, too big); status and reason."""
+    """The whole batch is unusable (not JSON, not a list, too big); status, reason and its
+    kind (`not_json`, `not_a_batch`, `empty`, `too_many_events`, `too_large`)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, kind: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class Rejection:
     index: int
     event_id: str | None
     reason: str
+    rule: str
+    """The contract rule broken (type, pattern, ...) or other_profile / other_account."""
+
+    def answer(self) -> dict[str, Any]:
+        return {"index": self.index, "event_id": self.event_id, "reason": self.reason}
 
 
 def parse_batch(body: bytes, max_events: int) -> list[Any]:
@@ -43,14 +50,18 @@ def parse_batch(body: bytes, max_events: int) -> list[Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BatchRefused(400, f"the body is not JSON: {exc}") from None
+        raise BatchRefused(400, f"the body is not JSON: {exc}", "not_json") from None
     events = data.get("events") if isinstance(data, dict) else data
     if not isinstance(events, list):
-        raise BatchRefused(400, 'the body must be {"events": [...]} or a JSON list of events')
+        raise BatchRefused(
+            400, 'the body must be {"events": [...]} or a JSON list of events', "not_a_batch"
+        )
     if not events:
-        raise BatchRefused(400, "the batch holds no events")
+        raise BatchRefused(400, "the batch holds no events", "empty")
     if len(events) > max_events:
-        raise BatchRefused(413, f"{len(events)} events in one batch; at most {max_events}")
+        raise BatchRefused(
+            413, f"{len(events)} events in one batch; at most {max_events}", "too_many_events"
+        )
     return events
 
 
@@ -59,17 +70,19 @@ def check_events(events: list[Any], viewer: Profile) -> tuple[list[dict], list[R
     valid: list[dict] = []
     rejected: list[Rejection] = []
     for index, event in enumerate(events):
-        reason = check_event(event)
-        if reason is None:
-            if event["profile_id"] != viewer.profile_id:
-                reason = "profile_id is not the signed-in profile's"
-            elif event["user_id"] != viewer.account_id:
-                reason = "user_id is not the signed-in account's"
-            else:
-                valid.append(event)
-                continue
+        violation = check_event(event)
+        if violation is not None:
+            rule, reason = violation.rule, violation.reason
+        elif event["profile_id"] != viewer.profile_id:
+            rule, reason = "other_profile", "profile_id is not the signed-in profile's"
+        elif event["user_id"] != viewer.account_id:
+            rule, reason = "other_account", "user_id is not the signed-in account's"
+        else:
+            valid.append(event)
+            continue
         event_id = event.get("event_id") if isinstance(event, dict) else None
-        rejected.append(Rejection(index, event_id if isinstance(event_id, str) else None, reason))
+        event_id = event_id if isinstance(event_id, str) else None
+        rejected.append(Rejection(index, event_id, reason, rule))
     return valid, rejected
 
 

@@ -37,7 +37,12 @@ class SignInFailed(Exception):
 
 
 class NotEntitled(Exception):
-    """The profile may not start this playback; the message says why, for the viewer."""
+    """The profile may not start this playback; the message says why, for the viewer, and
+    `reason` in one word (`no_subscription`, `stream_limit`) for the metrics."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,9 @@ def start_stream(
     )
     plan = current_plan(conn, viewer.account_id)
     if plan is None:
-        raise NotEntitled("this account has no active subscription; choose a plan to watch")
+        raise NotEntitled(
+            "this account has no active subscription; choose a plan to watch", "no_subscription"
+        )
     playing = conn.execute(
         "SELECT count(*) FROM product.playback_streams WHERE account_id = %s "
         "AND ended_at IS NULL AND lease_until > now()",
@@ -140,7 +147,8 @@ def start_stream(
         raise NotEntitled(
             f"your {plan.name} plan plays on {plan.max_streams} screen"
             f"{'s' if plan.max_streams > 1 else ''} at a time and {playing} "
-            f"{'is' if playing == 1 else 'are'} playing now; stop one to watch here"
+            f"{'is' if playing == 1 else 'are'} playing now; stop one to watch here",
+            "stream_limit",
         )
     stream_id = str(uuid.uuid4())
     conn.execute(

@@ -16,12 +16,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from netflix_assets import settings
 from netflix_assets.product import accounts
@@ -153,27 +155,32 @@ def web(
         recs_url=None,
     )
     sink = EventSink(kafka_resource.producer(**{"linger.ms": 5}), topic)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, sink), host="127.0.0.1", port=app_port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="web-app", daemon=True)
+    with serving(create_app(config, sink), app_port) as app_url:
+        # nginx's workers run as nobody under root: their folder must be reachable (pytest's
+        # tmp folders are private).
+        edge_home = Path(tempfile.mkdtemp(prefix="web-test-edge-"))
+        edge_home.chmod(0o755)
+        edge = EdgeService(home=edge_home, port=edge_port, app_port=app_port, signing_key=key)
+        edge.up()
+        try:
+            yield WebStack(app_url, edge.endpoint, edge_home, config, topic)
+        finally:
+            edge.down()
+            shutil.rmtree(edge_home, ignore_errors=True)
+
+
+@contextmanager
+def serving(app: FastAPI, port: int) -> Iterator[str]:
+    """The app under uvicorn in a thread on this loopback port while the block runs; its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=f"web-app-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start within 30 s"
         time.sleep(0.05)
-    # nginx's workers run as nobody under root: their folder must be reachable (pytest's tmp
-    # folders are private).
-    edge_home = Path(tempfile.mkdtemp(prefix="web-test-edge-"))
-    edge_home.chmod(0o755)
-    edge = EdgeService(home=edge_home, port=edge_port, app_port=app_port, signing_key=key)
-    edge.up()
     try:
-        yield WebStack(f"http://127.0.0.1:{app_port}", edge.endpoint, edge_home, config, topic)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        edge.down()
-        shutil.rmtree(edge_home, ignore_errors=True)
         server.should_exit = True
         thread.join(30)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from conftest import viewing_event
 
-from netflix_assets.web.contract import check_event, is_plainly_valid
+from netflix_assets.web.contract import Violation, check_event, is_plainly_valid
 from schema.events import EVENT_TYPES, OPTIONAL_FIELDS, REQUIRED_FIELDS, json_schema
 
 SCHEMA = fastjsonschema.compile(json_schema())
@@ -61,11 +61,11 @@ HOSTILE_VALUES = [
 ]
 
 
-def schema_reason(event: object) -> str | None:
+def schema_verdict(event: object) -> Violation | None:
     try:
         SCHEMA(event)
     except fastjsonschema.JsonSchemaValueException as exc:
-        return exc.message.replace("data", "event", 1)
+        return Violation(exc.rule, exc.message.replace("data", "event", 1))
     return None
 
 
@@ -114,14 +114,14 @@ def test_the_fast_test_never_accepts_what_the_schema_refuses():
     for event in events:
         if is_plainly_valid(event):
             accepted_fast += 1
-            assert schema_reason(event) is None, event
+            assert schema_verdict(event) is None, event
     # Not vacuous: the hostile set holds valid events, and the fast test takes plain ones.
     assert accepted_fast > 100
 
 
 def test_check_event_answers_what_the_schema_answers():
     for event in hostile_events(seed=18):
-        assert check_event(event) == schema_reason(event), event
+        assert check_event(event) == schema_verdict(event), event
 
 
 def test_events_as_parsed_from_the_wire_agree_too():
@@ -131,7 +131,7 @@ def test_events_as_parsed_from_the_wire_agree_too():
             wired = orjson.loads(orjson.dumps(event))
         except orjson.JSONEncodeError:
             continue
-        assert check_event(wired) == schema_reason(wired), wired
+        assert check_event(wired) == schema_verdict(wired), wired
 
 
 @pytest.mark.parametrize(
@@ -150,18 +150,19 @@ def test_what_players_send_takes_the_fast_path(event):
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("change", "rule", "reason"),
     [
-        ({"country": "usa"}, "event.country must match pattern"),
-        ({"event_ts": "yesterday"}, "event.event_ts must be date-time"),
-        ({"schema_version": True}, "event.schema_version must be same as const"),
-        ({"position_ms": -1}, "event.position_ms must be bigger than or equal to 0"),
-        ({"event_id": ""}, "event.event_id must be longer than or equal to 1"),
-        ({"extra": 1}, "must not contain {'extra'} properties"),
+        ({"country": "usa"}, "pattern", "event.country must match pattern"),
+        ({"event_ts": "yesterday"}, "format", "event.event_ts must be date-time"),
+        ({"schema_version": True}, "const", "event.schema_version must be same as const"),
+        ({"position_ms": -1}, "minimum", "event.position_ms must be bigger than or equal to 0"),
+        ({"event_id": ""}, "minLength", "event.event_id must be longer than or equal to 1"),
+        ({"extra": 1}, "additionalProperties", "must not contain {'extra'} properties"),
     ],
 )
-def test_refusals_keep_the_schemas_reason(change, reason):
-    assert reason in check_event(viewing_event("a1", "p1", **change))
+def test_refusals_keep_the_schemas_rule_and_reason(change, rule, reason):
+    violation = check_event(viewing_event("a1", "p1", **change))
+    assert violation.rule == rule and reason in violation.reason
 
 
 def test_whole_number_floats_are_left_to_the_schema_which_accepts_them():
