@@ -1,31 +1,53 @@
-"""Lake throughput: simulated events through Kafka -> bronze -> silver -> sessions -> gold.
+"""Lake throughput per stage: simulated events, Kafka -> bronze -> silver -> sessions -> gold.
 
-Prints the simulator's produce rate, Spark's events/s for each stage and end to end, and the same
-sessions + gold computation in DuckDB over the same silver table as the single-node baseline
-(Spark/DuckDB time ratio). Sizes: --events 1000000 (default) and e.g. --events 10000000.
-Needs the local stack (`netflix-assets stack up`).
+Each run produces a fresh simulated day to a new topic of the local broker and runs the lake's own
+steps on it (spark_jobs/steps.py, what the assets and spark-submit run), timing every stage in
+wall seconds and in CPU seconds: this process's (the simulator and librdkafka's threads) plus the
+Spark JVM's (the lake has no Python UDFs, so a Spark stage runs in the JVM). Events per CPU
+second is the per-core figure of docs/SCALE.md's capacity model; on a shared host it moves less
+than wall time, which also counts the time spent waiting for a core. The baseline, measured in
+the same run: the same sessions + gold in DuckDB over the run's silver table (Spark/DuckDB wall
+ratio). The load average is printed with each run; the summary gives the median and the worst.
+
+    .venv/bin/python benchmarks/lake_bench.py --events 1000000 --runs 3
+
+Needs the local stack (`netflix-assets stack up`); topics and lake folders are removed after
+each run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import statistics
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import duckdb
 from deltalake import DeltaTable
 
-from resources.kafka import KafkaResource
-from resources.object_store import ObjectStoreResource
-from resources.spark import SparkResource
-from schema import tables
-from spark_jobs import bronze, delta_io, gold, sessions, silver
-from streaming.produce import produce_simulated
-from streaming.simulator import SimConfig
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from resources.kafka import KafkaResource  # noqa: E402
+from resources.object_store import ObjectStoreResource  # noqa: E402
+from resources.spark import SparkResource  # noqa: E402
+from schema import tables  # noqa: E402
+from spark_jobs import steps  # noqa: E402
+from streaming.produce import produce_simulated  # noqa: E402
+from streaming.simulator import SimConfig  # noqa: E402
 
 EVENTS_PER_USER_DAY = 146  # measured from the simulator's defaults
 DAY = date(2026, 10, 1)
+STAGES = ("producer", "bronze", "silver", "sessions", "gold")
 
 DUCKDB_GOLD = """
 CREATE TABLE s AS
@@ -53,91 +75,140 @@ FROM s GROUP BY user_id;
 """
 
 
-def timed(label: str, results: dict[str, float], action) -> object:
-    started = time.perf_counter()
-    value = action()
-    results[label] = time.perf_counter() - started
-    return value
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float
+
+
+class CpuClock:
+    """CPU seconds of this process and of the Spark JVM (read from /proc: Linux)."""
+
+    def __init__(self, jvm_pid: int) -> None:
+        self.stat = Path(f"/proc/{jvm_pid}/stat")
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        # Fields after the command name: state is the first, utime the 12th, stime the 13th.
+        fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        own = os.times()
+        return (int(fields[11]) + int(fields[12])) / self.tick + own.user + own.system
+
+    def measure(self, action: Callable[[], Any]) -> tuple[Any, Timing]:
+        wall, cpu = time.perf_counter(), self.seconds()
+        value = action()
+        return value, Timing(time.perf_counter() - wall, self.seconds() - cpu)
+
+
+def run_once(spark, clock: CpuClock, kafka: KafkaResource, events: int) -> dict[str, Any]:
+    """One simulated day through every stage; the figures of each, and the DuckDB baseline."""
+    users = max(10, events // EVENTS_PER_USER_DAY)
+    config = SimConfig(users=users, titles=max(50, users // 20), start=DAY)
+    topic = f"bench-lake-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_topics([topic], partitions=4)
+    root = tempfile.mkdtemp(prefix="lake-bench-")
+    store = ObjectStoreResource(root=root)
+    load_before = os.getloadavg()
+    t: dict[str, Timing] = {}
+    try:
+        report, t["producer"] = clock.measure(
+            lambda: produce_simulated(kafka.client(), config, topic=topic)
+        )
+        _, t["bronze"] = clock.measure(
+            lambda: steps.ingest_bronze(
+                spark, store, kafka.kafka_settings(), topic, kafka.watermarks(topic)
+            )
+        )
+        _, t["silver"] = clock.measure(lambda: steps.silver_day(spark, store, DAY))
+        _, t["sessions"] = clock.measure(lambda: steps.sessions_day(spark, store, DAY))
+        _, t["gold"] = clock.measure(lambda: steps.gold_day(spark, store, DAY))
+
+        silver = DeltaTable(store.table_uri(tables.SILVER_VIEWING_EVENTS)).to_pyarrow_dataset()
+        connection = duckdb.connect()
+        connection.register("silver", silver)
+        started = time.perf_counter()
+        connection.execute(DUCKDB_GOLD)
+        duck_s = time.perf_counter() - started
+        connection.close()
+    finally:
+        admin = kafka.admin()  # held until the deletion is done: a dropped handle cancels it
+        for future in admin.delete_topics([topic]).values():
+            future.result(30)
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "events": report.produced,
+        "timings": t,
+        "duckdb_s": duck_s,
+        "load": (load_before, os.getloadavg()),
+    }
+
+
+def rates(run: dict[str, Any], stage: str) -> tuple[float, float]:
+    """(events per wall second, events per CPU second) of one stage of one run."""
+    timing = run["timings"][stage]
+    return run["events"] / timing.wall_s, run["events"] / timing.cpu_s
+
+
+def print_run(index: int, run: dict[str, Any]) -> None:
+    before, after = run["load"]
+    print(
+        f"run {index}: {run['events']:,} events; load average {before[0]:.2f} {before[1]:.2f} "
+        f"{before[2]:.2f} before, {after[0]:.2f} {after[1]:.2f} {after[2]:.2f} after"
+    )
+    for stage in STAGES:
+        timing = run["timings"][stage]
+        wall, per_cpu = rates(run, stage)
+        print(
+            f"  {stage:9s} {timing.wall_s:7.1f} s wall {wall:>10,.0f} events/s   "
+            f"{timing.cpu_s:7.1f} CPU s {per_cpu:>10,.0f} events per CPU second"
+        )
+    spark_same = run["timings"]["sessions"].wall_s + run["timings"]["gold"].wall_s
+    print(
+        f"  duckdb sessions+gold (baseline) {run['duckdb_s']:.1f} s; spark {spark_same:.1f} s: "
+        f"ratio spark/duckdb {spark_same / run['duckdb_s']:.1f}x"
+    )
+
+
+def print_summary(runs: list[dict[str, Any]]) -> None:
+    """Median and worst (the lowest rate; the highest Spark/DuckDB ratio) over the runs."""
+    print(f"summary over {len(runs)} runs: median (worst)")
+    for stage in STAGES:
+        walls, per_cpus = zip(*(rates(run, stage) for run in runs), strict=True)
+        print(
+            f"  {stage:9s} {statistics.median(walls):>10,.0f} ({min(walls):>9,.0f}) events/s wall"
+            f"   {statistics.median(per_cpus):>10,.0f} ({min(per_cpus):>9,.0f}) events per CPU s"
+        )
+    total_cpu = [sum(run["timings"][s].cpu_s for s in STAGES[1:]) for run in runs]
+    per_core = [run["events"] / cpu for run, cpu in zip(runs, total_cpu, strict=True)]
+    print(
+        f"  bronze->gold {statistics.median(per_core):>10,.0f} ({min(per_core):>9,.0f}) "
+        "events per CPU s, all four Spark stages together"
+    )
+    ratios = [
+        (run["timings"]["sessions"].wall_s + run["timings"]["gold"].wall_s) / run["duckdb_s"]
+        for run in runs
+    ]
+    print(f"  spark/duckdb sessions+gold {statistics.median(ratios):.1f}x ({max(ratios):.1f}x)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    users = max(10, args.events // EVENTS_PER_USER_DAY)
+    if args.events < 10 * EVENTS_PER_USER_DAY or args.runs < 1:
+        parser.error(f"--events must be at least {10 * EVENTS_PER_USER_DAY} and --runs at least 1")
     kafka = KafkaResource()
-    topic = f"bench-lake-{int(time.time())}"
-    kafka.ensure_topics([topic], partitions=4)
-    store = ObjectStoreResource(root=tempfile.mkdtemp(prefix="lake-bench-"))
-    report = produce_simulated(
-        kafka, SimConfig(users=users, titles=max(50, users // 20), start=DAY), topic=topic
-    )
-    print(f"events produced                 {report.produced:>12,}")
-    print(f"simulator produce rate          {report.rate:>12,.0f} events/s (target 100,000)")
-
     spark = SparkResource(shuffle_partitions=4, driver_memory="6g").get_session()
-    t: dict[str, float] = {}
-    bronze_path = store.table_uri(tables.BRONZE_VIEWING_EVENTS)
-    plan = bronze.plan_range({}, kafka.watermarks(topic))
-    raw = bronze.read_range(spark, kafka.bootstrap_servers, topic, plan)
-    timed(
-        "bronze",
-        t,
-        lambda: bronze.append_bronze(
-            bronze.to_bronze(raw), bronze_path, topic, bronze.range_version(plan)
-        ),
-    )
-    bronze_df = spark.read.format("delta").load(bronze_path)
-    silver_path = store.table_uri(tables.SILVER_VIEWING_EVENTS)
-
-    def build_silver() -> None:
-        classified = silver.classify(silver.bronze_window(bronze_df, DAY))
-        delta_io.replace_day(silver.valid_events(classified, DAY), silver_path, "event_date", DAY)
-
-    timed("silver", t, build_silver)
-    silver_df = spark.read.format("delta").load(silver_path)
-    sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
-    timed(
-        "sessions",
-        t,
-        lambda: delta_io.replace_day(
-            sessions.sessionize(sessions.events_for_sessions(silver_df, DAY), DAY),
-            sessions_path,
-            "session_date",
-            DAY,
-        ),
-    )
-
-    def build_gold() -> None:
-        day_sessions = spark.read.format("delta").load(sessions_path).cache()
-        for table, build in gold.TABLES.items():
-            delta_io.replace_day(build(day_sessions), store.table_uri(table), "session_date", DAY)
-        day_sessions.unpersist()
-
-    timed("gold", t, build_gold)
-    total = sum(t.values())
-    for stage, seconds in t.items():
-        print(
-            f"spark {stage:9s}                 {seconds:>8.1f} s  "
-            f"{report.produced / seconds:>10,.0f} events/s"
-        )
-    print(
-        f"spark bronze->gold total        {total:>8.1f} s  "
-        f"{report.produced / total:>10,.0f} events/s"
-    )
-
-    silver_arrow = DeltaTable(silver_path).to_pyarrow_dataset()
-    connection = duckdb.connect()
-    connection.register("silver", silver_arrow)
-    started = time.perf_counter()
-    connection.execute(DUCKDB_GOLD)
-    duck = time.perf_counter() - started
-    spark_same = t["sessions"] + t["gold"]
-    print(f"duckdb sessions+gold (baseline) {duck:>8.1f} s")
-    print(
-        f"spark sessions+gold             {spark_same:>8.1f} s  ratio spark/duckdb "
-        f"{spark_same / duck:.1f}x"
-    )
+    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    clock = CpuClock(jvm_pid)
+    print(f"{os.cpu_count()} cores; Spark {spark.sparkContext.master}, JVM pid {jvm_pid}")
+    runs = []
+    for index in range(1, args.runs + 1):
+        runs.append(run_once(spark, clock, kafka, args.events))
+        print_run(index, runs[-1])
+    print_summary(runs)
+    spark.stop()
 
 
 if __name__ == "__main__":
