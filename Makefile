@@ -1,5 +1,5 @@
 # The two commands of the README are `make demo` and `make test`; each bootstraps what it needs.
-.PHONY: bootstrap demo test up down status ui web lint bench
+.PHONY: bootstrap demo test test-cluster up down status ui web lint bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -9,6 +9,11 @@ demo: bootstrap
 
 test: bootstrap
 	@scripts/test.sh
+
+# The three fault tests alone (docs/SCALE.md): a Kafka broker, a Spark worker and a Flink
+# TaskManager killed mid-stream. `make test` runs them too.
+test-cluster: bootstrap
+	@scripts/test.sh tests/cluster tests/lake/test_spark_worker_loss.py tests/streaming/test_flink_cluster.py
 
 up: bootstrap
 	@.venv/bin/netflix-assets stack up
