@@ -1,13 +1,14 @@
 """Serving p99 with Prometheus metrics on vs off: two real `netflix-assets serve` processes, one
 with metrics (and a scraper reading /metrics every --scrape-seconds), one `--no-metrics`, on the
-same release and Redis, loaded in turn.
+same release and Redis, loaded at the same time.
 
-Each run alternates segments of --segment-seconds open-loop load at --rps between the two
-servers (on, off, off, on, ...), so a change in the host's load hits both alike; the figure is
-the p99 over the run's "on" segments against the p99 over its "off" segments (latency from each
-request's scheduled send time, so queueing counts). Both servers serve without experiments,
-so only the metrics differ. The load generator, release and Redis fill are serving_bench's
-(a smaller release by default: the cost of metrics does not depend on the model's size).
+Each run is one open-loop stream of --rps requests for --seconds in which every other request
+goes to the server with metrics and the rest to the one without, so whatever else the host is
+doing hits both alike at every moment; the figure is the p99 of the "on" requests against the
+p99 of the "off" ones (latency from each request's scheduled send time, so queueing counts),
+with the handlers' own p99 (Server-Timing) beside it. Both servers serve without experiments,
+so only the metrics differ. The release and Redis fill are serving_bench's (a smaller release
+by default: the cost of metrics does not depend on the model's size).
 Needs Redis (`netflix-assets stack up redis`); uses Redis database 14.
 
     .venv/bin/python benchmarks/metrics_overhead_bench.py [--runs 3] [--rps 200]
@@ -26,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import redis
@@ -83,26 +85,54 @@ class Scraper:
         self._thread.join()
 
 
-def segment(port: int, args) -> tuple[list[float], int]:
-    latencies, statuses, *_ = asyncio.run(
-        serving_bench.load(port, args.rps, args.segment_seconds, args.users, 1e9, lambda: None)
-    )
-    return latencies, sum(s != 200 for s in statuses)
+async def interleaved(ports: dict[bool, int], args) -> dict[bool, dict[str, list[float]]]:
+    """One open-loop stream of --rps requests for --seconds, every other request to the server
+    with metrics and the rest to the one without, so both serve at the same moments of the
+    host's load. Returns, per server, each request's latency from its scheduled time and the
+    handler's own time (its Server-Timing header)."""
+    seen = {m: {"latency": [], "server": []} for m in (True, False)}
+    failures: list[str] = []
+    rng = np.random.default_rng(11)
+    sessions = {
+        m: aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"X-API-Key": serving_bench.KEY},
+            connector=aiohttp.TCPConnector(limit=64),
+            timeout=aiohttp.ClientTimeout(total=10),
+        )
+        for m, port in ports.items()
+    }
 
+    async def one(metrics: bool, scheduled: float, user: int) -> None:
+        try:
+            async with sessions[metrics].get(f"/v1/recommendations/u{user}?k=20") as r:
+                await r.read()
+                if r.status != 200:
+                    failures.append(str(r.status))
+                    return
+                timing = float(r.headers["Server-Timing"].split("dur=")[1]) / 1000
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failures.append(type(exc).__name__)
+            return
+        seen[metrics]["latency"].append(time.perf_counter() - scheduled)
+        seen[metrics]["server"].append(timing)
 
-def one_run(args, ports: dict[bool, int]) -> dict[bool, list[float]]:
-    seen: dict[bool, list[float]] = {True: [], False: []}
-    errors = 0
-    order = [True, False, False, True] * (args.pairs // 2) + [True, False] * (args.pairs % 2)
-    for metrics in order:
-        scraper = Scraper(ports[True], args.scrape_seconds) if metrics else None
-        latencies, failed = segment(ports[metrics], args)
-        if scraper is not None:
-            scraper.stop()
-        seen[metrics] += latencies
-        errors += failed
-    if errors:
-        raise SystemExit(f"{errors} requests failed; the comparison would not be fair")
+    try:
+        start = time.perf_counter()
+        tasks = []
+        for i in range(int(args.rps * args.seconds)):
+            scheduled = start + i / args.rps
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            request = one(i % 2 == 0, scheduled, int(rng.integers(args.users)))
+            tasks.append(asyncio.create_task(request))
+        await asyncio.gather(*(t for t in tasks if not t.done()))
+    finally:
+        for session in sessions.values():
+            await session.close()
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed ({failures[:3]}); not a fair comparison")
     return seen
 
 
@@ -111,8 +141,7 @@ def main() -> None:
     p.add_argument("--users", type=int, default=200_000)
     p.add_argument("--titles", type=int, default=20_000)
     p.add_argument("--rps", type=float, default=200)
-    p.add_argument("--segment-seconds", type=float, default=20)
-    p.add_argument("--pairs", type=int, default=3, help="on/off segment pairs per run")
+    p.add_argument("--seconds", type=float, default=60, help="length of each run")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--scrape-seconds", type=float, default=5.0)
     p.add_argument("--port", type=int, default=18775)
@@ -142,14 +171,25 @@ def main() -> None:
             ratios = []
             for run in range(1, args.runs + 1):
                 load_avg = os.getloadavg()
-                seen = one_run(args, ports)
-                on, off = (np.percentile(np.array(seen[m]) * 1000, [50, 99]) for m in (1, 0))
+                scraper = Scraper(ports[True], args.scrape_seconds)
+                try:
+                    seen = asyncio.run(interleaved(ports, args))
+                finally:
+                    scraper.stop()
+                on, off = (
+                    np.percentile(np.array(seen[m]["latency"]) * 1000, [50, 99]) for m in (1, 0)
+                )
+                son, soff = (
+                    np.percentile(np.array(seen[m]["server"]) * 1000, [50, 99]) for m in (1, 0)
+                )
                 ratios.append(on[1] / off[1])
                 print(
                     f"run {run} (load average {load_avg[0]:.1f} {load_avg[1]:.1f} "
                     f"{load_avg[2]:.1f}): p99 on {on[1]:.2f} ms vs off {off[1]:.2f} ms, "
                     f"overhead {on[1] / off[1] - 1:+.1%}; p50 on {on[0]:.2f} vs off "
-                    f"{off[0]:.2f} ms ({len(seen[True])} + {len(seen[False])} requests)",
+                    f"{off[0]:.2f} ms; handler p99 on {son[1]:.2f} vs off {soff[1]:.2f} ms "
+                    f"({son[1] / soff[1] - 1:+.1%}); {len(seen[True]['latency'])} + "
+                    f"{len(seen[False]['latency'])} requests, {scraper.scrapes} scrapes",
                     flush=True,
                 )
         finally:
