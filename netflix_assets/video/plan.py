@@ -2,12 +2,14 @@
 
 1. Samples: a few short windows spread over the title, moved to start at a scene change when
    one is near and never straddling one (a title shorter than a few seconds is its own sample).
-   They are cut once into a lossless FFV1 file at the encode frame rate, the reference every
-   probe is encoded from and scored against.
+   Together they are an eighth of the title (at most 3 windows of 2 s), so the probes' cost
+   follows the title's length. They are cut once into a lossless file at the encode frame
+   rate, the reference every probe is encoded from and scored against.
 2. Grid: every probe resolution (the source's own size always among them, none larger) at a
    few CRFs, all from one decode; each scored with libvmaf at the display size.
 3. Search: the CRF of the top rung is refined at its resolution until the samples score within
-   half a VMAF of the target (ab-av1's `crf-search`, with interpolation instead of bisection).
+   one VMAF of the target or two probes 3 CRF apart bracket it (ab-av1's `crf-search`, with
+   interpolation instead of bisection).
 4. Ladder: hull.select_ladder on all points; each rung is capped CRF, maxrate = CAP_FACTOR x the
    planned bitrate, bufsize twice that.
 
@@ -22,7 +24,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -48,10 +49,11 @@ PROBE_SHORT_SIDES = (2160, 1440, 1080, 720, 540, 360, 234, 180, 144)
 """Candidate probe sizes (short side) below the source's own; the ladder's sizes plus two small
 ones so a sub-480p source still gets rungs below its own size."""
 
-CRF_GRID = {"h264": (18, 25, 32, 40), "hevc": (20, 27, 34, 42), "av1": (24, 34, 44, 54)}
-"""The CRFs probed: the source's own size takes all four (it carries the top rung, and the four
-bracket VMAF 95 on almost any content), each smaller size the highest three (a small picture is
-on the hull only at low bitrates; at the lowest CRF a bigger picture always beat it)."""
+CRF_GRID = {"h264": (25, 32, 40), "hevc": (27, 34, 42), "av1": (34, 44, 54)}
+"""The CRFs probed: the source's own size and the next smaller size take all three (the top
+rung is on one of them: the next size carried it on a fast 1080p pan), each further size the
+highest two (a small picture is on the hull only at low bitrates). Content that needs a lower
+CRF for the target is found by the search, which extrapolates past the grid."""
 CRF_LIMITS = {"h264": (8.0, 51.0), "hevc": (8.0, 51.0), "av1": (10.0, 63.0)}
 CAP_FACTOR = 2.0
 """maxrate over planned average bitrate: a CRF encode spends more on hard scenes, within this."""
@@ -64,7 +66,13 @@ SEARCH_TOLERANCE = 1.0
 """VMAF from the target at which the top rung's CRF search stops (it is then interpolated)."""
 SEARCH_BRACKET = 3.0
 """CRF span of probes bracketing the target at which the search stops."""
-MIN_WINDOW_SECONDS = 1.0
+SMALL_DISPLAY_PIXELS = 640 * 480
+SMALL_SEARCH_SPREAD = 1.5
+"""On a display this small a search round probes the predicted CRF and SMALL_SEARCH_SPREAD
+either side of it: there a round's cost is mostly its two process starts, not its frames (a
+320x240 probe encodes and scores in about 0.1 s of CPU each), so three probes a round end
+the search in one round where one probe a round took three."""
+MIN_WINDOW_SECONDS = 0.5
 WHOLE_TITLE_SECONDS = 4.0
 """Titles up to this long are probed whole: their share of samples would be shorter than one
 window."""
@@ -84,13 +92,12 @@ class PlanSettings:
     max_bits_per_pixel: float = 1.0
     samples: int = 3
     sample_seconds: float = 2.0
-    sample_share: float = 0.25
+    sample_share: float = 0.125
     probe_resolutions: int = 4
     search_steps: int = 3
     vmaf_subsample: int = 3
     vmaf_frames: int = 16
     vmaf_threads: int = 2
-    workers: int = 2
 
 
 @dataclass
@@ -112,12 +119,13 @@ def sample_windows(
     cuts: list[float],
     samples: int = 3,
     seconds: float = 2.0,
-    share: float = 0.25,
+    share: float = 0.125,
 ) -> list[tuple[float, float]]:
-    """(start, end) windows in seconds, together `share` of the title (at least one 1 s window,
-    at most `samples` windows of `seconds`): as many windows as that share holds at 1 s or more
-    each, up to `samples`, centred at equal spacing. A window starts at a scene cut within half
-    its length of its start, and is moved so that no cut falls inside it. A title up to
+    """(start, end) windows in seconds, together `share` of the title (at least one window of
+    MIN_WINDOW_SECONDS, at most `samples` windows of `seconds`): as many windows as that share
+    holds at MIN_WINDOW_SECONDS or more each, up to `samples`, centred at equal spacing. A
+    window starts at a scene cut within half its length of its start, and is moved so that no
+    cut falls inside it. A title up to
     WHOLE_TITLE_SECONDS long is one window over all of it."""
     if duration <= WHOLE_TITLE_SECONDS or samples < 1:
         return [(0.0, round(duration, 3))]
@@ -163,7 +171,7 @@ def scene_command(ffmpeg: str, source: str | Path, out: str | Path) -> list[str]
     path = str(out).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
     graph = f"scale=160:-2,select='gt(scene\\,{SCENE_THRESHOLD})',metadata=print:file='{path}'"
     head = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
-    head += ["-skip_loop_filter", "all", "-i", str(source)]
+    head += ["-skip_loop_filter", "all", "-skip_frame", "bidir", "-i", str(source)]
     return [*head, "-map", "0:v:0", "-vf", graph, "-an", "-f", "null", "-"]
 
 
@@ -280,6 +288,7 @@ class Prober:
         window_starts: list[int],
         frames: int,
         whole: bool = False,
+        dense_sizes: frozenset[tuple[int, int]] = frozenset(),
     ) -> None:
         self.run, self.ffmpeg, self.work, self.samples = run, ffmpeg, work, samples
         self.display, self.info, self.settings = display, info, settings
@@ -291,6 +300,13 @@ class Prober:
             if whole
             else vmaf_subsample(frames, settings.vmaf_subsample, settings.vmaf_frames)
         )
+        # Sizes other than `dense_sizes` (the two largest, which carry the top rung) make only
+        # the lower rungs, where no target is held: they are scored on about half the frames
+        # (every (2N-1)th, still odd). A probe's score costs about the same at every size (VMAF
+        # runs at the display size): on an 8 s 1080p slide the first round's scoring fell from
+        # about 8 to 6 s of CPU.
+        self.sparse_subsample = self.subsample if whole else 2 * self.subsample - 1
+        self.dense_sizes = dense_sizes
         # The first frame of each window has no true predecessor: VMAF's motion feature sees
         # nothing (frame 0) or the jump between windows there, and scores that frame several
         # points off (79 against 98 on a fast pan). Scored among ten, it moved a probe's
@@ -316,39 +332,34 @@ class Prober:
                 self.info.bit_depth,
             )
         )
-        by_size: dict[tuple[int, int], list[tuple[float, Path]]] = {}
-        for w, h, c, out in jobs:
-            by_size.setdefault((w, h), []).append((c, out))
-
-        def score(size: tuple[int, int]) -> list[ProbePoint]:
-            entries = by_size[size]
-            logs = [out.with_suffix(".vmaf.json") for _, out in entries]
-            self._run(
-                quality.build_multi_vmaf_command(
-                    [out for _, out in entries],
-                    self.samples,
-                    *self.display,
-                    self.info.encode_fps,
-                    logs,
-                    model=quality.vmaf_model_for(min(size)),
-                    ffmpeg=self.ffmpeg,
-                    threads=s.vmaf_threads,
-                    bit_depth=self.info.bit_depth,
-                    subsample=self.subsample,
-                    features=False,
-                )
+        # One scoring process for the whole round: the samples (the reference) are decoded
+        # once a round, not once per probe size.
+        logs = [out.with_suffix(".vmaf.json") for *_, out in jobs]
+        self._run(
+            quality.build_multi_vmaf_command(
+                [out for *_, out in jobs],
+                self.samples,
+                *self.display,
+                self.info.encode_fps,
+                logs,
+                ffmpeg=self.ffmpeg,
+                threads=s.vmaf_threads,
+                bit_depth=self.info.bit_depth,
+                features=False,
+                models=[quality.vmaf_model_for(min(w, h)) for w, h, *_ in jobs],
+                subsamples=[self.subsample_for((w, h)) for w, h, *_ in jobs],
             )
-            points = []
-            for (crf, out), log in zip(entries, logs, strict=True):
-                vmaf = quality.pooled_vmaf(log, self.skip_frames)
-                kbps = round(stream_kbps(out), 1)
-                points.append(ProbePoint(size[0], size[1], crf, kbps, round(vmaf, 2)))
-            return points
+        )
+        points = []
+        for (w, h, crf, out), log in zip(jobs, logs, strict=True):
+            vmaf = quality.pooled_vmaf(log, self.skip_frames)
+            points.append(ProbePoint(w, h, crf, round(stream_kbps(out), 1), round(vmaf, 2)))
+        return points
 
-        sizes = sorted(by_size, reverse=True)
-        with ThreadPoolExecutor(max_workers=max(1, s.workers)) as pool:
-            results = list(pool.map(score, sizes))
-        return [p for points in results for p in points]
+    def subsample_for(self, size: tuple[int, int]) -> int:
+        """Score every Nth frame of a probe of this size (the same N on every probe of a
+        size, so each curve is read off one set of frames)."""
+        return self.subsample if size in self.dense_sizes else self.sparse_subsample
 
 
 def vmaf_subsample(frames: int, at_least: int, scored: int) -> int:
@@ -366,7 +377,7 @@ def probe_grid(sizes: list[tuple[int, int]], codec: str) -> list[tuple[int, int,
     """The first round of probes: the source's own size at every CRF of the grid, each smaller
     size at all but the lowest (see CRF_GRID)."""
     crfs = [float(c) for c in CRF_GRID[codec]]
-    return [(w, h, c) for i, (w, h) in enumerate(sizes) for c in (crfs if i == 0 else crfs[1:])]
+    return [(w, h, c) for i, (w, h) in enumerate(sizes) for c in (crfs if i < 2 else crfs[1:])]
 
 
 def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:
@@ -439,10 +450,20 @@ def make_plan(
     starts = [0]
     for start, end in windows:
         starts.append(starts[-1] + round((end - start) * float(fps)))
-    prober = Prober(
-        run, ffmpeg, work, samples, display, info, settings, starts[:-1], starts[-1], whole
-    )
     sizes = probe_sizes(*display, settings.probe_resolutions)
+    prober = Prober(
+        run,
+        ffmpeg,
+        work,
+        samples,
+        display,
+        info,
+        settings,
+        starts[:-1],
+        starts[-1],
+        whole,
+        dense_sizes=frozenset(sizes[:2]),
+    )
     points = prober.measure(probe_grid(sizes, settings.codec))
     points = _search_top(prober, points, sizes[0], settings)
 
@@ -503,9 +524,10 @@ def _search_top(
     prober: Prober, points: list[ProbePoint], own: tuple[int, int], settings: PlanSettings
 ) -> list[ProbePoint]:
     """Refine the top rung's CRF on its resolution, one probe a round (one encode, one VMAF
-    run): the CRF the curve says scores the target, interpolated between the probes that
-    bracket it, or extrapolated from the nearest two and then taken one CRF further, so the
-    next round brackets the target. Once a probe reaches the target, it stops when a probe
+    run; three probes around it on a display of at most SMALL_DISPLAY_PIXELS): the CRF the
+    curve says scores the target, interpolated between the probes that bracket it, or
+    extrapolated from the nearest two and then taken one CRF further, so the next round
+    brackets the target. Once a probe reaches the target, it stops when a probe
     scores within SEARCH_TOLERANCE VMAF of it or the probes on either side of it are at most
     SEARCH_BRACKET CRF apart; or when a limit is hit. The top rung is then interpolated
     between probes this close, where the curve is nearly straight."""
@@ -526,10 +548,15 @@ def _search_top(
         crf = _next_crf(curve, target, limits)
         if not bracketed:
             crf += -1.0 if not above else 1.0  # overshoot, so the next round brackets it
-        crf = min(max(round(crf * 2) / 2, limits[0]), limits[1])
-        if crf in {p.crf for p in curve}:
-            break  # the CRF limit, or a CRF already measured: nothing new to learn
-        points += prober.measure([(size[0], size[1], crf)])
+        spread = (0.0,)
+        if prober.display[0] * prober.display[1] <= SMALL_DISPLAY_PIXELS:
+            spread = (-SMALL_SEARCH_SPREAD, 0.0, SMALL_SEARCH_SPREAD)
+        measured = {p.crf for p in curve}
+        crfs = sorted({min(max(round((crf + d) * 2) / 2, limits[0]), limits[1]) for d in spread})
+        crfs = [c for c in crfs if c not in measured]
+        if not crfs:
+            break  # the CRF limit, or CRFs already measured: nothing new to learn
+        points += prober.measure([(size[0], size[1], c) for c in crfs])
     return points
 
 

@@ -88,11 +88,14 @@ def build_multi_vmaf_command(
     bit_depth: int = 8,
     subsample: int = 1,
     features: bool = True,
+    models: list[str] | None = None,
+    subsamples: list[int] | None = None,
 ) -> list[str]:
     """Score several encodes against one reference in one process: the reference is decoded
     once and `split`; each encode is upscaled to the reference size with bicubic. `features`
     adds PSNR-Y and float SSIM (the probes of a plan skip them: VMAF alone is what they need).
-    The distorted inputs come first, the reference last."""
+    `models` and `subsamples` give each encode its own VMAF model and frame step (default:
+    `model` and `subsample` for all). The distorted inputs come first, the reference last."""
     fps_str = f"{fps.numerator}/{fps.denominator}"
     fmt = "yuv420p10le" if bit_depth > 8 else "yuv420p"
     common = f"fps={fps_str},setpts=PTS-STARTPTS"
@@ -107,12 +110,14 @@ def build_multi_vmaf_command(
     for path in distorted:
         cmd += ["-i", str(path)]
     cmd += ["-i", str(reference)]
+    models = models or [model] * n
+    subsamples = subsamples or [subsample] * n
     for i, log_path in enumerate(log_paths):
         parts.append(f"[{i}:v]{common},{scale}[dist{i}]")
         parts.append(
-            f"[dist{i}][ref{i}]libvmaf=model=version={model}{extra}"
+            f"[dist{i}][ref{i}]libvmaf=model=version={models[i]}{extra}"
             f":log_fmt=json:log_path={_escape(Path(log_path))}:n_threads={threads}"
-            f":n_subsample={subsample}[out{i}]"
+            f":n_subsample={subsamples[i]}[out{i}]"
         )
     cmd += ["-filter_complex", ";".join(parts)]
     for i in range(n):

@@ -109,10 +109,12 @@ def test_sample_windows() -> None:
     assert moved[0] == (9.6, 11.6) and moved[1] == (30.5, 32.5)
     for start, end in moved:
         assert not any(start < c < end for c in cuts)
-    # Short titles: a quarter of the title, in as many windows of 1 s or more as that holds.
-    assert plan.sample_windows(12.0, []) == [(1.5, 2.5), (5.5, 6.5), (9.5, 10.5)]
-    assert plan.sample_windows(8.0, []) == [(1.5, 2.5), (5.5, 6.5)]
-    assert plan.sample_windows(5.0, []) == [(1.875, 3.125)]
+    # Shorter titles: an eighth of the title (the probes' cost follows the title's length), in
+    # as many windows of 0.5 s or more as that holds.
+    assert plan.sample_windows(24.0, []) == [(3.5, 4.5), (11.5, 12.5), (19.5, 20.5)]
+    assert plan.sample_windows(12.0, []) == [(1.75, 2.25), (5.75, 6.25), (9.75, 10.25)]
+    assert plan.sample_windows(8.0, []) == [(1.75, 2.25), (5.75, 6.25)]
+    assert plan.sample_windows(5.0, []) == [(2.188, 2.812)]
     # Long titles: at most `samples` windows of `seconds`, so probing is bounded.
     assert plan.sample_windows(3600.0, []) == [(599.0, 601.0), (1799.0, 1801.0), (2999.0, 3001.0)]
 
@@ -126,9 +128,10 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     assert all(plan.vmaf_subsample(n, 3, 16) % 2 for n in range(1, 400))
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
-    assert [c for w, _, c in grid if w == 1920] == [18.0, 25.0, 32.0, 40.0]
-    assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
-    assert len(grid) == 13
+    assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0, 40.0]
+    assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0, 40.0]
+    assert [c for w, _, c in grid if w == 640] == [32.0, 40.0]
+    assert len(grid) == 10
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
@@ -168,6 +171,36 @@ def test_crf_search_takes_the_secant_past_the_knee() -> None:
     assert plan._next_crf(curve, 95.0, (8.0, 51.0)) == pytest.approx(34.6, abs=0.05)
     # Past every probe: extrapolated from the nearest two.
     assert plan._next_crf(curve[:2], 95.0, (8.0, 51.0)) == pytest.approx(34.6, abs=0.05)
+
+
+class CurveProber:
+    """Stands in for the FFmpeg prober in a pure test of the search: VMAF falls 2 points per
+    CRF past 30, and it records the CRFs of each round."""
+
+    def __init__(self, display: tuple[int, int]) -> None:
+        self.display = display
+        self.rounds: list[list[float]] = []
+
+    def measure(self, grid: list[tuple[int, int, float]]) -> list[ProbePoint]:
+        self.rounds.append([c for *_, c in grid])
+        return [
+            ProbePoint(w, h, c, 4000 * 2 ** ((25 - c) / 6), min(100.0, 100 - 2 * (c - 30)))
+            for w, h, c in grid
+        ]
+
+
+@pytest.mark.parametrize(("display", "per_round"), [((320, 240), 3), ((1920, 1080), 1)])
+def test_crf_search_probes_three_crfs_a_round_on_a_small_display(display, per_round) -> None:
+    prober = CurveProber(display)
+    first = prober.measure([(*display, 25.0), (*display, 40.0)])
+    settings = plan.PlanSettings()
+    points = plan._search_top(prober, first, display, settings)
+    rounds = prober.rounds[1:]
+    assert rounds and all(len(r) == per_round for r in rounds)
+    # VMAF 95 is at CRF 32.5 on this curve; the search ends with probes close around it.
+    top = hull.top_rung(hull.curves(points), 95.0)
+    assert top is not None and top.crf == pytest.approx(32.5, abs=0.3)
+    assert len(rounds) < 3 if per_round == 3 else len(rounds) >= 1
 
 
 def test_probes_are_pure_crf_and_odd_sizes_are_scored_even() -> None:

@@ -142,6 +142,7 @@ def decoded_frames(master: Path, variant: int) -> int:
         ("272p", "h264", None),
         ("240p", "h264", None),
         ("portrait", "h264", 3),
+        ("still", "h264", 3),
         ("short", "h264", 3),
         ("one-frame", "h264", 3),
     ],
@@ -191,6 +192,33 @@ def test_each_shape_is_published(clip, object_store, postgres_resource, shape, c
     report = json.loads(object_store.get_bytes(f"records/quality_report/{title_id}.json"))
     frames = report["rows"][-1]["frames"]
     assert decoded_frames(package / "master.m3u8", len(variants) - 1) == frames
+
+
+def test_a_lossless_upload_with_a_huge_bitrate_is_published(
+    tmp_path, object_store, postgres_resource
+):
+    """A lossless upload (about 100 bits per pixel and second here) is planned on its picture:
+    it publishes, with a top rung far below the source's bitrate, at the target VMAF."""
+    source = tmp_path / "lossless.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"),
+            "testsrc2=size=320x180:rate=25:duration=2,noise=alls=8:allf=t",
+            *("-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", str(source)),
+        ],
+        check=True,
+    )
+    source_kbps = source.stat().st_size * 8 / 1000 / 2
+    title_id, result, _ = run_pipeline(source, object_store, postgres_resource)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    plan = json.loads(object_store.get_bytes(f"records/encoding_plan/{title_id}.json"))
+    assert plan["rungs"][-1]["bitrate_kbps"] < source_kbps / 3
+    top_row = max(
+        json.loads(object_store.get_bytes(f"records/quality_report/{title_id}.json"))["rows"],
+        key=lambda r: r["bitrate_kbps"],
+    )
+    assert top_row["vmaf_mean"] >= 94.0, top_row
+    assert catalog_rows(postgres_resource, title_id)["title_versions"] == 1
 
 
 def test_bad_upload_is_quarantined_and_nothing_runs(tmp_path, object_store, postgres_resource):
