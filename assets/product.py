@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from assets.catalog import catalog_schema
 from netflix_assets.partitions import event_date_partitions
-from netflix_assets.product import billing, viewing
+from netflix_assets.product import billing, viewing, views
 from netflix_assets.product.billing import day_bounds
 from netflix_assets.product.snapshots import SNAPSHOTS, read_snapshots
 from netflix_assets.run_profiles import SPARK_TAGS, k8s_run_tags
@@ -140,10 +140,8 @@ def viewing_history(
 
 
 def _refresh(postgres: PostgresResource, view: str) -> MaterializeResult:
-    started = time.perf_counter()
     with postgres.connect() as conn:
-        conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY product.{view}")
-    seconds = time.perf_counter() - started
+        seconds = views.refresh(conn, view)
     with postgres.connect() as conn:
         rows = conn.execute(f"SELECT count(*) FROM product.{view}").fetchone()[0]
     return MaterializeResult(metadata={"rows": rows, "refresh_seconds": round(seconds, 3)})

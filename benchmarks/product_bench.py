@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from netflix_assets.product import billing, migrations, pgcopy, viewing
+from netflix_assets.product import billing, migrations, pgcopy, viewing, views
 from resources.postgres import PostgresResource
 
 FIRST_DAY = date(2026, 1, 1)
@@ -293,11 +293,9 @@ def last_views(dsn: str, profiles: int, queries: int) -> dict:
 
 def refresh(dsn: str) -> dict:
     out = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for view in ("top_titles_by_country", "profile_engagement"):
-            started = time.perf_counter()
-            conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY product.{view}")
-            out[view] = time.perf_counter() - started
+    for view in ("top_titles_by_country", "profile_engagement"):
+        with psycopg.connect(dsn) as conn:
+            out[view] = views.refresh(conn, view)
     return out
 
 
