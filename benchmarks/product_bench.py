@@ -360,6 +360,7 @@ def main() -> None:
     parser.add_argument("--anatomy", action="store_true", help="time a day's load step by step")
     parser.add_argument("--load-only", action="store_true", help="skip queries, views, billing")
     parser.add_argument("--skip-reads", action="store_true", help="skip the queries and views")
+    parser.add_argument("--skip-views", action="store_true", help="skip the view refreshes")
     parser.add_argument("--dsn", help="another PostgreSQL than the stack's (a scratch cluster)")
     args = parser.parse_args()
     base = args.dsn or PostgresResource().conninfo()
@@ -403,13 +404,14 @@ def main() -> None:
                     f"({days[0] if days else '-'} .. {days[-1] if days else '-'})",
                     flush=True,
                 )
-                r = refresh(dsn)
-                print(
-                    f"rows={total:,} refresh concurrently: "
-                    + ", ".join(f"{k} {v:.2f} s" for k, v in r.items())
-                    + f"; load average {load_average()}",
-                    flush=True,
-                )
+                if not args.skip_views:
+                    r = refresh(dsn)
+                    print(
+                        f"rows={total:,} refresh concurrently: "
+                        + ", ".join(f"{k} {v:.2f} s" for k, v in r.items())
+                        + f"; load average {load_average()}",
+                        flush=True,
+                    )
             if total == args.rows[-1]:
                 for count, spread in ((args.subscriptions, 30), (args.same_day, 1)):
                     if not count:
