@@ -203,10 +203,53 @@ def gold_tables(
         )
 
 
-ASSETS = [bronze_viewing_events, silver_events, silver_playback_sessions, gold_tables]
+@asset(
+    group_name="lake",
+    deps=[silver_playback_sessions],
+    partitions_def=event_date_partitions,
+    automation_condition=EAGER,
+    kinds={"spark", "delta"},
+    op_tags=SPARK_TAGS,
+    check_specs=[
+        AssetCheckSpec("reconciles_with_sessions", asset="gold_title_country_daily", blocking=True)
+    ],
+)
+def gold_title_country_daily(
+    context: AssetExecutionContext, spark: SparkResource, object_store: ObjectStoreResource
+):
+    """Sessions, starts, distinct profiles and watch hours per title and viewer country for the
+    date: the web app's "top in your country" row. The check sums both sides: every session of
+    the day counted once."""
+    day = date.fromisoformat(context.partition_key)
+    r = steps.title_country_day(spark.get_session(), object_store, day)
+    yield MaterializeResult(metadata={"uri": r.written.uri, "rows": r.written.rows})
+    yield AssetCheckResult(
+        check_name="reconciles_with_sessions",
+        passed=r.reconciles,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            **{f"table_{k}": v for k, v in r.table_totals.items()},
+            **{f"sessions_{k}": v for k, v in r.session_totals.items()},
+        },
+    )
+
+
+ASSETS = [
+    bronze_viewing_events,
+    silver_events,
+    silver_playback_sessions,
+    gold_tables,
+    gold_title_country_daily,
+]
 lake_daily_job = define_asset_job(
     "lake_daily_job",
-    selection=["silver_viewing_events", "silver_quarantine", "silver_playback_sessions", *GOLD],
+    selection=[
+        "silver_viewing_events",
+        "silver_quarantine",
+        "silver_playback_sessions",
+        *GOLD,
+        tables.GOLD_TITLE_COUNTRY_DAILY.name,
+    ],
     partitions_def=event_date_partitions,
     tags={**SPARK_TAGS, **k8s_run_tags("spark")},
 )

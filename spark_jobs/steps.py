@@ -20,7 +20,7 @@ from netflix_assets.clients.object_store import ObjectStoreOps
 from netflix_assets.offsets import offset_gaps
 from schema import tables
 from schema.tables import LakeTable
-from spark_jobs import bronze, delta_io, gold, sessions, silver
+from spark_jobs import bronze, delta_io, gold, sessions, silver, title_country
 
 BOUNDED = ("completion_rate", "stall_ratio", "failure_rate", "ebvs_rate")
 """Gold columns that are rates, so must lie in [0, 1]."""
@@ -186,6 +186,41 @@ def gold_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> dict[Lake
         )
     day_sessions.unpersist()
     return results
+
+
+@dataclass(frozen=True)
+class TitleCountryResult:
+    written: Written
+    table_totals: dict[str, float]
+    session_totals: dict[str, float]
+    """Sessions, starts and watch hours of the day, summed over the table and over the
+    sessions it was built from."""
+
+    @property
+    def reconciles(self) -> bool:
+        """Every session of the day is counted once: the same sessions and starts, and the same
+        watch hours up to float rounding."""
+        t, s = self.table_totals, self.session_totals
+        hours_close = abs(t["watch_hours"] - s["watch_hours"]) <= 1e-9 * max(1.0, s["watch_hours"])
+        return t["sessions"] == s["sessions"] and t["starts"] == s["starts"] and hours_close
+
+
+def title_country_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> TitleCountryResult:
+    """Replaces and compacts the day in gold_title_country_daily from the day's sessions, and
+    sums both sides for the reconciliation check."""
+    sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
+    _require(spark, sessions_path, "sessions")
+    day_sessions = (
+        spark.read.format("delta").load(sessions_path).where(F.col("session_date") == day).cache()
+    )
+    path = store.table_uri(tables.GOLD_TITLE_COUNTRY_DAILY)
+    delta_io.replace_day(title_country.title_country_daily(day_sessions), path, "session_date", day)
+    delta_io.compact_day(spark, path, "session_date", day)
+    written = spark.read.format("delta").load(path).where(F.col("session_date") == day)
+    totals = title_country.table_totals(written).asDict()
+    source = title_country.session_totals(day_sessions).asDict()
+    day_sessions.unpersist()
+    return TitleCountryResult(_written_day(spark, path, "session_date", day), totals, source)
 
 
 def bound_violations(table: DataFrame) -> int:

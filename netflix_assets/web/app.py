@@ -59,7 +59,7 @@ def create_app(config: WebConfig, sink: EventSink | None = None, metrics: bool =
     templates = Jinja2Templates(directory=HERE / "templates")
     store_root = Path(config.object_store_root)
     edge_key = tokens.origin_key(config.signing_key)
-    top = rows.TopInCountry(str(store_root / tables.SILVER_PLAYBACK_SESSIONS.key))
+    top = rows.TopInCountry(str(store_root / tables.GOLD_TITLE_COUNTRY_DAILY.key))
     recs_client = httpx.Client(timeout=1.0)
 
     @asynccontextmanager

@@ -13,7 +13,6 @@ from datetime import date, timedelta
 
 import httpx
 import psycopg
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
@@ -64,8 +63,8 @@ def recommended(
 
 class TopInCountry:
     """Most-started titles per country over the lake's last TOP_DAYS session dates, read with
-    delta-rs (no JVM) from silver_playback_sessions, whose rows carry the viewer's country; the
-    gold title table is per title and day only. Cached per country for TOP_CACHE_S."""
+    delta-rs (no JVM) from gold_title_country_daily (starts per title, viewer country and day).
+    Cached per country for TOP_CACHE_S."""
 
     def __init__(self, table_uri: str) -> None:
         self.table_uri = table_uri
@@ -85,23 +84,23 @@ class TopInCountry:
     def _compute(self, country: str, limit: int) -> Row:
         row = Row(f"Top {limit} in {country}")
         if not DeltaTable.is_deltatable(self.table_uri):
-            row.note = "the lake has no playback sessions yet"
+            row.note = "the lake has no gold_title_country_daily table yet"
             return row
         dataset = DeltaTable(self.table_uri).to_pyarrow_dataset()
         since = date.today() - timedelta(days=TOP_DAYS)
         table = dataset.to_table(
-            columns=["title_id"],
+            columns=["title_id", "starts"],
             filter=(ds.field("session_date") >= since)
             & (ds.field("country") == country)
-            & (ds.field("started") == True),  # noqa: E712 (a pyarrow expression)
+            & (ds.field("starts") > 0),
         )
         if table.num_rows == 0:
-            row.note = f"no sessions in {country} in the last {TOP_DAYS} days"
+            row.note = f"no starts in {country} in the last {TOP_DAYS} days"
             return row
-        counts = pc.value_counts(table["title_id"])
+        totals = table.group_by("title_id").aggregate([("starts", "sum")])
         ranked = sorted(
-            ((c["values"].as_py(), c["counts"].as_py()) for c in counts),
-            key=lambda vc: (-vc[1], vc[0]),
+            zip(totals["title_id"].to_pylist(), totals["starts_sum"].to_pylist(), strict=True),
+            key=lambda title_starts: (-title_starts[1], title_starts[0]),
         )
         row.title_ids = [title_id for title_id, _ in ranked[:limit]]
         return row
