@@ -19,6 +19,7 @@ from netflix_assets import settings
 from netflix_assets.stack.errors import StackError
 from netflix_assets.stack.process import spawn
 from netflix_assets.stack.services import Service, _require
+from netflix_assets.web.config import web_port
 
 GROUP = "monitoring"
 RULES_DIR = settings.REPO_ROOT / "deploy" / "prometheus" / "rules"
@@ -56,6 +57,8 @@ def prometheus_config(scrape_interval_s: int = 10, evaluation_interval_s: int = 
         "prometheus": prometheus_port(),
         "alertmanager": alertmanager_port(),
         "alert-webhook": webhook_port(),
+        # The viewer app (`stack up web`); down while it is not started, which is an alert.
+        "web": web_port(),
     }
     return {
         "global": {

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from netflix_assets import settings
 from netflix_assets.settings import REPO_ROOT
 from netflix_assets.stack import monitoring
+from netflix_assets.web.config import web_port
 
 PROM = REPO_ROOT / "deploy" / "prometheus"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
@@ -36,14 +38,14 @@ def _run(cmd: list[str], cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
 
 def test_rule_files_are_valid():
     files = sorted(str(p) for p in (PROM / "rules").glob("*.yml"))
-    assert len(files) == 4
+    assert len(files) == 5
     result = _run([_tool("promtool"), "check", "rules", *files])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_rule_unit_tests_pass():
     tests = sorted(str(p) for p in (PROM / "tests").glob("*.test.yml"))
-    assert len(tests) == 4
+    assert len(tests) == 5
     result = _run([_tool("promtool"), "test", "rules", *tests])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(tests)
@@ -88,7 +90,10 @@ def test_production_and_local_configs_are_valid(tmp_path: Path):
     local.write_text(json.dumps(monitoring.prometheus_config()))
     result = _run([_tool("promtool"), "check", "config", str(local)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 rule files found" in result.stdout
+    assert "5 rule files found" in result.stdout
+    jobs = {c["job_name"]: c for c in monitoring.prometheus_config()["scrape_configs"]}
+    assert jobs["web"]["static_configs"][0]["targets"] == [f"{settings.HOST}:{web_port()}"]
+    assert "job_name: web" in (PROM / "prometheus.yml").read_text()
     am = tmp_path / "alertmanager.yml"
     am.write_text(json.dumps(monitoring.alertmanager_config()))
     result = _run([_tool("amtool"), "check-config", str(am)])
