@@ -5,8 +5,10 @@ Starts its own app (a subprocess of this file, events to a topic of its own) and
 nginx edge on free loopback ports, signs in an account it creates, and measures:
 
 1. /v1/events: --concurrency connections post batches of 50 valid events for --seconds; events/s
-   accepted, and the topic's message count against the count the app accepted (zero loss).
-   Baseline in the same run: the app's own validation of the same batches in process.
+   accepted, the app's CPU per event (its process's user + system time), and the topic's message
+   count against the count the app accepted (zero loss). Baselines in the same run: a second app
+   without metrics (create_app(metrics=False)) under the same load, the two taking turns, and
+   the app's own parsing and validation of the same batches in process.
 2. Edge: every segment and playlist of a published title fetched twice (the first pass fills the
    cache); requests/s of the second pass and the hit ratio from nginx's access log. Baseline:
    the same fetches from the origin directly (no edge), in the same run.
@@ -61,7 +63,13 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
 
-def serve_app(port: int, topic: str, key_hex: str, store: str, edge_url: str) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_app(port: int, topic: str, key_hex: str, store: str, edge_url: str, metrics: str) -> None:
     """The app as the CLI runs it, with the bench's topic and key (child process mode)."""
     import uvicorn
 
@@ -73,7 +81,21 @@ def serve_app(port: int, topic: str, key_hex: str, store: str, edge_url: str) ->
         signing_key=bytes.fromhex(key_hex), object_store_root=store, edge_url=edge_url
     )
     sink = EventSink(kafka_client.client().producer(**{"linger.ms": 5}), topic)
-    uvicorn.run(create_app(config, sink), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(config, sink, metrics=metrics == "on")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_app(port: int, topic: str, key: bytes, store: str, edge_url: str, metrics: str):
+    serve = [str(port), topic, key.hex(), store, edge_url, metrics]
+    child = subprocess.Popen([sys.executable, __file__, "--serve-app", *serve])
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz").raise_for_status()
+            return child
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    child.terminate()
+    raise SystemExit(f"the app (metrics {metrics}) did not answer /healthz within 60 s")
 
 
 def make_account(plan: str) -> tuple[str, str, str]:
@@ -160,12 +182,14 @@ def topic_count(kafka: KafkaResource, topic: str) -> int:
     return sum(high - low for low, high in kafka.watermarks(topic).values())
 
 
-def events_part(app_url: str, cookie: str, kafka, topic, account, profile, args) -> dict:
+def events_part(app_url: str, pid: int, cookie: str, kafka, topic, account, profile, args) -> dict:
     bodies = batches(account, profile, 200)
     before = topic_count(kafka, topic)
+    cpu_before = cpu_seconds(pid)
     accepted, failed, elapsed = asyncio.run(
         post_events(app_url, cookie, bodies, args.seconds, args.concurrency)
     )
+    app_cpu = cpu_seconds(pid) - cpu_before
     time.sleep(2)
     in_kafka = topic_count(kafka, topic) - before
     # Baseline in the same minute: parse + validate the same batches in process (no HTTP).
@@ -180,6 +204,8 @@ def events_part(app_url: str, cookie: str, kafka, topic, account, profile, args)
     in_process = n * BATCH / (time.perf_counter() - started)
     return {
         "events_per_s": accepted / elapsed,
+        "app_cpu_us_per_event": app_cpu / accepted * 1e6 if accepted else None,
+        "app_cores": app_cpu / elapsed,
         "accepted": accepted,
         "in_kafka": in_kafka,
         "failed_requests": failed,
@@ -340,11 +366,11 @@ def main() -> None:
         nargs="*",
         default=["avc1.64001e,mp4a.40.2", "avc1.64001f,mp4a.40.2", "avc1.640028,mp4a.40.2"],
     )
-    parser.add_argument("--serve-app", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-app", nargs=6, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_app:
-        port, topic, key, store, edge_url = args.serve_app
-        serve_app(int(port), topic, key, store, edge_url)
+        port, topic, key, store, edge_url, metrics = args.serve_app
+        serve_app(int(port), topic, key, store, edge_url, metrics)
         return
 
     kafka = KafkaResource()
@@ -352,34 +378,34 @@ def main() -> None:
     kafka.ensure_topics([topic], partitions=4)
     key = os.urandom(32)
     store = settings.object_store_root()
-    app_port, edge_port = free_port(), free_port()
+    app_port, edge_port, bare_port = free_port(), free_port(), free_port()
     app_url, edge_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{edge_port}"
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve-app", str(app_port), topic, key.hex(), store, edge_url]
-    )
+    parts = args.parts.split(",")
+    children = [start_app(app_port, topic, key, store, edge_url, "on")]
+    if "events" in parts:
+        children.append(start_app(bare_port, topic, key, store, edge_url, "off"))
     edge_home = Path(tempfile.mkdtemp(prefix="web-bench-edge-"))
     edge_home.chmod(0o755)  # nginx's workers run as nobody under root
     edge = EdgeService(home=edge_home, port=edge_port, app_port=app_port, signing_key=key)
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{app_url}/healthz").raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         edge.up()
         account, email, profile = make_account("premium")
         client = sign_in(app_url, email, profile)
         cookie = client.cookies["na_session"]
-        parts = args.parts.split(",")
         results: dict[str, list[dict]] = {p: [] for p in parts}
+        results["events_off"] = []
         title = newest_title(Path(store))
+        apps = {"events": (app_url, children[0].pid)}
+        if "events" in parts:
+            apps["events_off"] = (f"http://127.0.0.1:{bare_port}", children[1].pid)
         for run in range(args.runs):
-            if "events" in parts:
-                results["events"].append(
-                    events_part(app_url, cookie, kafka, topic, account, profile, args)
-                )
-                print(f"run {run + 1} events: {json.dumps(results['events'][-1])}", flush=True)
+            # The app with metrics and the one without take turns going first.
+            order = ["events", "events_off"] if run % 2 == 0 else ["events_off", "events"]
+            for name in order if "events" in parts else []:
+                url, pid = apps[name]
+                measured = events_part(url, pid, cookie, kafka, topic, account, profile, args)
+                results[name].append(measured)
+                print(f"run {run + 1} {name}: {json.dumps(measured)}", flush=True)
             if "edge" in parts and title:
                 from netflix_assets.web.tokens import origin_key
 
@@ -396,9 +422,22 @@ def main() -> None:
                 )
                 print(f"run {run + 1} startup: {json.dumps(results['startup'][-1])}", flush=True)
         if results.get("events"):
-            summarize("/v1/events events/s (batches of 50)", results["events"], "events_per_s")
-            lost = [r["accepted"] - r["in_kafka"] for r in results["events"]]
-            print(f"  accepted minus in Kafka per run: {lost}")
+            on, off = results["events"], results["events_off"]
+            summarize("/v1/events events/s (batches of 50)", on, "events_per_s")
+            summarize("  app CPU us per event", on, "app_cpu_us_per_event", False)
+            summarize("  without metrics: events/s", off, "events_per_s")
+            summarize("  without metrics: app CPU us per event", off, "app_cpu_us_per_event", False)
+            ratios = [a["events_per_s"] / b["events_per_s"] for a, b in zip(on, off, strict=True)]
+            cpu_ratios = [
+                a["app_cpu_us_per_event"] / b["app_cpu_us_per_event"]
+                for a, b in zip(on, off, strict=True)
+            ]
+            print(
+                f"  metrics on / off, events/s per run: {[round(r, 3) for r in ratios]}; "
+                f"app CPU per event: {[round(r, 3) for r in cpu_ratios]}"
+            )
+            lost = [r["accepted"] - r["in_kafka"] for r in on + off]
+            print(f"  accepted minus in Kafka per run (on, then off): {lost}")
         if results.get("edge"):
             summarize("edge warm segment req/s", results["edge"], "warm_req_per_s")
             summarize("origin direct req/s (baseline)", results["edge"], "origin_req_per_s")
@@ -410,8 +449,9 @@ def main() -> None:
             print("no published title in the delivery area: edge and startup parts skipped")
     finally:
         edge.down()
-        child.terminate()
-        child.wait(30)
+        for child in children:
+            child.terminate()
+            child.wait(30)
         shutil.rmtree(edge_home, ignore_errors=True)
         kafka.admin().delete_topics([topic])
 
