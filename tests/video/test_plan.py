@@ -69,6 +69,22 @@ def test_ladder_from_the_hull() -> None:
     assert hull.select_ladder(points, max_rungs=2) == rungs[-2:]
 
 
+def test_a_probe_dearer_than_a_better_one_is_left_off_its_curve() -> None:
+    # Measured on an 8 s fast 1080p pan: at 720p, CRF 40 took more bits than CRF 32.
+    curve = hull.curves(
+        [
+            ProbePoint(1280, 720, 25.0, 1697.0, 95.55),
+            ProbePoint(1280, 720, 32.0, 967.0, 78.68),
+            ProbePoint(1280, 720, 40.0, 980.0, 44.22),
+        ]
+    )[(1280, 720)]
+    assert [p.crf for p in hull.efficient(curve)] == [32.0, 25.0]
+    # A rung at 1012 kbps lies between CRF 32 and 25, not next to CRF 40.
+    assert 25.0 < hull.crf_at(curve, 1012.0) < 32.0
+    assert hull.vmaf_at(curve, 1012.0) == pytest.approx(79.8, abs=0.3)
+    assert hull.vmaf_at(curve, 970.0) == pytest.approx(78.8, abs=0.2)  # inside the kept range
+
+
 def test_easy_content_gets_fewer_bits_and_hard_content_fails_with_the_cause() -> None:
     easy = hull.select_ladder(model_points(0.2))
     hard = hull.select_ladder(model_points(3.0))
