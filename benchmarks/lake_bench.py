@@ -81,18 +81,22 @@ class Timing:
     cpu_s: float
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, all its threads (from /proc: Linux)."""
+    # Fields after the command name: state is the first, utime the 12th, stime the 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuClock:
-    """CPU seconds of this process and of the Spark JVM (read from /proc: Linux)."""
+    """CPU seconds of this process and of the Spark JVM."""
 
     def __init__(self, jvm_pid: int) -> None:
-        self.stat = Path(f"/proc/{jvm_pid}/stat")
-        self.tick = os.sysconf("SC_CLK_TCK")
+        self.jvm_pid = jvm_pid
 
     def seconds(self) -> float:
-        # Fields after the command name: state is the first, utime the 12th, stime the 13th.
-        fields = self.stat.read_text().rsplit(")", 1)[1].split()
         own = os.times()
-        return (int(fields[11]) + int(fields[12])) / self.tick + own.user + own.system
+        return process_cpu_s(self.jvm_pid) + own.user + own.system
 
     def measure(self, action: Callable[[], Any]) -> tuple[Any, Timing]:
         wall, cpu = time.perf_counter(), self.seconds()
