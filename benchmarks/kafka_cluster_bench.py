@@ -15,7 +15,6 @@ The load average is printed with each run; the summary gives the median and the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lake_bench import EVENTS_PER_USER_DAY, process_cpu_s  # noqa: E402
+from lake_bench import EVENTS_PER_USER_DAY, process_cpu_s, size_arguments  # noqa: E402
 
 from netflix_assets.stack.kafka_cluster import (  # noqa: E402
     MIN_INSYNC_REPLICAS,
@@ -69,12 +68,7 @@ def produce_once(cluster: KafkaCluster, config: SimConfig, replication: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    if args.events < 10 * EVENTS_PER_USER_DAY or args.runs < 1:
-        parser.error(f"--events must be at least {10 * EVENTS_PER_USER_DAY} and --runs at least 1")
+    args = size_arguments(__doc__.splitlines()[0], 500_000)
     users = args.events // EVENTS_PER_USER_DAY
     config = SimConfig(users=users, titles=max(50, users // 20), start=DAY)
     per_event: dict[int, list[float]] = {3: [], 1: []}

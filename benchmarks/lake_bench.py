@@ -195,13 +195,19 @@ def print_summary(runs: list[dict[str, Any]]) -> None:
     print(f"  spark/duckdb sessions+gold {statistics.median(ratios):.1f}x ({max(ratios):.1f}x)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+def size_arguments(description: str, events: int) -> argparse.Namespace:
+    """--events (about how many simulated events a run makes) and --runs, checked."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if args.events < 10 * EVENTS_PER_USER_DAY or args.runs < 1:
         parser.error(f"--events must be at least {10 * EVENTS_PER_USER_DAY} and --runs at least 1")
+    return args
+
+
+def main() -> None:
+    args = size_arguments(__doc__.splitlines()[0], 1_000_000)
     kafka = KafkaResource()
     spark = SparkResource(shuffle_partitions=4, driver_memory="6g").get_session()
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
