@@ -5,10 +5,10 @@ A private three-node cluster (KRaft, SASL/SCRAM, as `stack up kafka-cluster` run
 loopback ports, and a topic with replication 3 and min.insync.replicas=2. The simulator produces
 through the project's producer (idempotent, acks=all), paced over about 20 s. Once a third of
 its events are in, the node that leads the most partitions is killed with SIGKILL; the producer
-goes on against the other two. The node is started again and must rejoin every partition's
-in-sync replicas. Then the real bronze step (`spark_jobs.steps.ingest_bronze`) reads the topic
-from the cluster: bronze must hold as many rows as events were produced, one per event id, and
-exactly the ids the simulator made.
+goes on against the other two. With the node still down, the real bronze step
+(`spark_jobs.steps.ingest_bronze`) reads the topic from the cluster: bronze must hold as many
+rows as events were produced, one per event id, and exactly the ids the simulator made. Then the
+node is started again and must rejoin every partition's in-sync replicas.
 """
 
 from __future__ import annotations
@@ -96,12 +96,7 @@ def test_bronze_holds_every_event_once_after_a_broker_is_killed(cluster, spark, 
     ), f"node {victim} still leads a partition after it was killed"
     assert acknowledged(client, topic) == report.produced
 
-    assert cluster.restart(victim) == "started"
-    assert wait_until(
-        lambda: all(len(isr) == REPLICATION for _, isr in partitions(client, topic).values()),
-        120,
-    ), f"node {victim} did not rejoin the in-sync replicas: {partitions(client, topic)}"
-
+    assert not cluster.node(victim).running()
     store = ObjectStoreResource(root=str(tmp_path / "lake"))
     result = steps.ingest_bronze(spark, store, cluster.settings(), topic, client.watermarks(topic))
     assert result.written.rows == report.produced
@@ -115,3 +110,9 @@ def test_bronze_holds_every_event_once_after_a_broker_is_killed(cluster, spark, 
     assert len(values) == report.produced
     assert len(held) == report.produced, f"duplicates: {[i for i, n in held.items() if n > 1][:5]}"
     assert held == expected
+
+    assert cluster.restart(victim) == "started"
+    assert wait_until(
+        lambda: all(len(isr) == REPLICATION for _, isr in partitions(client, topic).values()),
+        120,
+    ), f"node {victim} did not rejoin the in-sync replicas: {partitions(client, topic)}"
