@@ -225,14 +225,21 @@ class RankerResult:
 
     @property
     def earns_its_place(self) -> tuple[bool, str]:
-        """(serve the ranker?, why): only when it beat its generator's own order on NDCG@10 on
-        the held-out users; otherwise the release serves the generator's order."""
-        r, g = self.report["ranker"]["ndcg@10"], self.report["generator"]["ndcg@10"]
-        if r > g:
-            return True, f"ranker NDCG@10 {r:.4f} > {self.generator.name} order {g:.4f}"
+        """(serve the ranker?, why): only when it beat its generator's own order on the
+        held-out users on both HR@10 and NDCG@10, the two measures the release is checked on;
+        otherwise the release serves the generator's order. A ranker that moves NDCG up but HR
+        down reorders within the hits while losing some: on the demo's data such a ranker
+        (NDCG +2.7%, HR -0.3% on its hold-out) took the served path below tuned ALS on the
+        release's test, and the release was refused."""
+        r, g = self.report["ranker"], self.report["generator"]
+        worse = [m for m in ("hr@10", "ndcg@10") if r[m] <= g[m]]
+        figures = ", ".join(f"{m.upper()} {r[m]:.4f} vs {g[m]:.4f}" for m in ("hr@10", "ndcg@10"))
+        if not worse:
+            return True, f"ranker beat the {self.generator.name} order: {figures}"
         return False, (
-            f"ranker NDCG@10 {r:.4f} did not beat the {self.generator.name} order {g:.4f} on "
-            "held-out users after the cutoff: serving the generator's order"
+            f"ranker did not beat the {self.generator.name} order on "
+            f"{' and '.join(m.upper() for m in worse)} on held-out users after the cutoff "
+            f"({figures}): serving the generator's order"
         )
 
 
