@@ -8,7 +8,9 @@ nginx edge on free loopback ports, signs in an account it creates, and measures:
    accepted, the app's CPU per event (its process's user + system time), and the topic's message
    count against the count the app accepted (zero loss). Baselines in the same run: a second app
    without metrics (create_app(metrics=False)) under the same load, the two taking turns, and
-   the app's own parsing and validation of the same batches in process.
+   the app's own parsing and validation of the same batches in process; with --baseline-tree,
+   also the app of another checkout of this repository (the code before a change) in the same
+   turns.
 2. Edge: every segment and playlist of a published title fetched twice (the first pass fills the
    cache); requests/s of the second pass and the hit ratio from nginx's access log. Baseline:
    the same fetches from the origin directly (no edge), in the same run.
@@ -81,13 +83,24 @@ def serve_app(port: int, topic: str, key_hex: str, store: str, edge_url: str, me
         signing_key=bytes.fromhex(key_hex), object_store_root=store, edge_url=edge_url
     )
     sink = EventSink(kafka_client.client().producer(**{"linger.ms": 5}), topic)
-    app = create_app(config, sink, metrics=metrics == "on")
+    if metrics == "tree":  # another checkout's app, with its own defaults
+        app = create_app(config, sink)
+    else:
+        app = create_app(config, sink, metrics=metrics == "on")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def start_app(port: int, topic: str, key: bytes, store: str, edge_url: str, metrics: str):
-    serve = [str(port), topic, key.hex(), store, edge_url, metrics]
-    child = subprocess.Popen([sys.executable, __file__, "--serve-app", *serve])
+def start_app(
+    port: int, topic: str, key: bytes, store: str, edge_url: str, metrics: str, tree: str = ""
+):
+    """The app in a child process; with `tree`, the web package of that checkout (its code
+    first on the path, this stack's state and secrets)."""
+    serve = [str(port), topic, key.hex(), store, edge_url, "tree" if tree else metrics]
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = tree
+        env["NETFLIX_ASSETS_STATE"] = str(settings.state_dir())
+    child = subprocess.Popen([sys.executable, __file__, "--serve-app", *serve], env=env)
     for _ in range(300):
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz").raise_for_status()
@@ -353,6 +366,18 @@ def summarize(name: str, runs: list[dict], key: str, higher_is_better: bool = Tr
     )
 
 
+def compare(label: str, runs: list[dict], baseline: list[dict]) -> None:
+    """Per-run ratios against runs of the same turns."""
+
+    def ratios(key: str) -> list[float]:
+        return [round(a[key] / b[key], 3) for a, b in zip(runs, baseline, strict=True)]
+
+    print(
+        f"{label}, per run: events/s {ratios('events_per_s')}; "
+        f"app CPU per event {ratios('app_cpu_us_per_event')}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -365,6 +390,12 @@ def main() -> None:
         "--codecs",
         nargs="*",
         default=["avc1.64001e,mp4a.40.2", "avc1.64001f,mp4a.40.2", "avc1.640028,mp4a.40.2"],
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        default="",
+        help="another checkout of this repository (git archive <commit> | tar -x -C DIR) whose "
+        "app takes turns with this one in the events part",
     )
     parser.add_argument("--serve-app", nargs=6, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -384,6 +415,10 @@ def main() -> None:
     children = [start_app(app_port, topic, key, store, edge_url, "on")]
     if "events" in parts:
         children.append(start_app(bare_port, topic, key, store, edge_url, "off"))
+    tree_port = free_port()
+    if "events" in parts and args.baseline_tree:
+        tree = str(Path(args.baseline_tree).resolve())
+        children.append(start_app(tree_port, topic, key, store, edge_url, "", tree))
     edge_home = Path(tempfile.mkdtemp(prefix="web-bench-edge-"))
     edge_home.chmod(0o755)  # nginx's workers run as nobody under root
     edge = EdgeService(home=edge_home, port=edge_port, app_port=app_port, signing_key=key)
@@ -393,14 +428,16 @@ def main() -> None:
         client = sign_in(app_url, email, profile)
         cookie = client.cookies["na_session"]
         results: dict[str, list[dict]] = {p: [] for p in parts}
-        results["events_off"] = []
+        results["events_off"], results["events_tree"] = [], []
         title = newest_title(Path(store))
         apps = {"events": (app_url, children[0].pid)}
         if "events" in parts:
             apps["events_off"] = (f"http://127.0.0.1:{bare_port}", children[1].pid)
+        if len(children) == 3:
+            apps["events_tree"] = (f"http://127.0.0.1:{tree_port}", children[2].pid)
         for run in range(args.runs):
-            # The app with metrics and the one without take turns going first.
-            order = ["events", "events_off"] if run % 2 == 0 else ["events_off", "events"]
+            # The apps take turns going first.
+            order = list(apps)[run % len(apps) :] + list(apps)[: run % len(apps)]
             for name in order if "events" in parts else []:
                 url, pid = apps[name]
                 measured = events_part(url, pid, cookie, kafka, topic, account, profile, args)
@@ -422,22 +459,17 @@ def main() -> None:
                 )
                 print(f"run {run + 1} startup: {json.dumps(results['startup'][-1])}", flush=True)
         if results.get("events"):
-            on, off = results["events"], results["events_off"]
+            on, off, tree = results["events"], results["events_off"], results["events_tree"]
             summarize("/v1/events events/s (batches of 50)", on, "events_per_s")
             summarize("  app CPU us per event", on, "app_cpu_us_per_event", False)
-            summarize("  without metrics: events/s", off, "events_per_s")
-            summarize("  without metrics: app CPU us per event", off, "app_cpu_us_per_event", False)
-            ratios = [a["events_per_s"] / b["events_per_s"] for a, b in zip(on, off, strict=True)]
-            cpu_ratios = [
-                a["app_cpu_us_per_event"] / b["app_cpu_us_per_event"]
-                for a, b in zip(on, off, strict=True)
-            ]
-            print(
-                f"  metrics on / off, events/s per run: {[round(r, 3) for r in ratios]}; "
-                f"app CPU per event: {[round(r, 3) for r in cpu_ratios]}"
-            )
-            lost = [r["accepted"] - r["in_kafka"] for r in on + off]
-            print(f"  accepted minus in Kafka per run (on, then off): {lost}")
+            for label, runs in (("without metrics", off), ("baseline tree", tree)):
+                if runs:
+                    summarize(f"  {label}: events/s", runs, "events_per_s")
+                    cpu = "app_cpu_us_per_event"
+                    summarize(f"  {label}: app CPU us per event", runs, cpu, False)
+                    compare(f"  this app / {label}", on, runs)
+            lost = [r["accepted"] - r["in_kafka"] for r in on + off + tree]
+            print(f"  accepted minus in Kafka per run (with metrics, without, baseline): {lost}")
         if results.get("edge"):
             summarize("edge warm segment req/s", results["edge"], "warm_req_per_s")
             summarize("origin direct req/s (baseline)", results["edge"], "origin_req_per_s")

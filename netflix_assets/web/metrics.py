@@ -26,6 +26,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Mount, Route
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,26 @@ class WebMetrics:
 
 class RequestTimer:
     """ASGI middleware: times each HTTP request into `web_http_request_duration_seconds`,
-    labelled by the route template the router matched (FastAPI leaves the route in the scope)."""
+    labelled by the route template the router matched. FastAPI's own routes leave themselves in
+    the scope; a plain Starlette route or mount leaves its endpoint, looked up in `routes`."""
 
-    def __init__(self, app: Any, histogram: Histogram) -> None:
+    def __init__(self, app: Any, histogram: Histogram, routes: list[BaseRoute]) -> None:
         self.app = app
         self.histogram = histogram
+        self.routes = routes
+        self._paths: dict[int, str] | None = None
+
+    def _template(self, scope: dict) -> str:
+        route = scope.get("route")
+        if route is not None:
+            return route.path
+        if self._paths is None:  # first use: every route is registered by now
+            self._paths = {
+                id(r.endpoint if isinstance(r, Route) else r.app): r.path
+                for r in self.routes
+                if isinstance(r, Route | Mount)
+            }
+        return self._paths.get(id(scope.get("endpoint")), UNMATCHED)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -133,8 +149,6 @@ class RequestTimer:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            self.histogram.labels(scope["method"], template, str(status)).observe(
+            self.histogram.labels(scope["method"], self._template(scope), str(status)).observe(
                 time.perf_counter() - started
             )

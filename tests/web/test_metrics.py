@@ -59,6 +59,7 @@ def test_events_and_requests_are_counted_by_reason_and_route(web, postgres_resou
     )
     assert client.get(f"/title/no-such-title-{session}").status_code == 404
     assert client.get(f"/no/such/path/{session}").status_code == 404
+    assert client.get("/static/player.js").status_code == 200
     after = scrape(web.app_url)
 
     def grew(name: str, **labels: str) -> float:
@@ -76,6 +77,8 @@ def test_events_and_requests_are_counted_by_reason_and_route(web, postgres_resou
     assert grew("web_http_request_duration_seconds_count", **events, status="413") == 1
     title = {"method": "GET", "route": "/title/{title_id}", "status": "404"}
     assert grew("web_http_request_duration_seconds_count", **title) == 1
+    static = {"method": "GET", "route": "/static", "status": "200"}
+    assert grew("web_http_request_duration_seconds_count", **static) == 1
     unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
     assert grew("web_http_request_duration_seconds_count", **unmatched) == 1
     # Route templates only: no raw path (and so no id) ever becomes a label value.
