@@ -124,20 +124,35 @@ def upper_hull(points: list[ProbePoint]) -> list[ProbePoint]:
     return hull[: best + 1]
 
 
+BEST_PROBE_REACH = 0.87
+"""How far below a rung's bitrate a size's best probe may lie and still stand for that rung
+(0.87 keeps rungs 1.75x apart within 1.5-2x)."""
+
+
 def best_at(by_size: dict[tuple[int, int], list[ProbePoint]], kbps: float) -> PlannedRung:
-    """The resolution with the highest VMAF at `kbps` among those probed around that bitrate
-    (ties go to the larger picture); below every curve, the cheapest probe's resolution."""
+    """The resolution with the highest VMAF for at most `kbps` (ties go to the larger picture):
+    a size probed around that bitrate scores what its curve says there; a size whose best probe
+    costs less than `kbps`, but at least BEST_PROBE_REACH of it (so rungs stay about a step
+    apart), offers that probe itself (on a fast 1080p pan the 540p probe at 943 kbps scored 88,
+    the 720p curve 80 at 1010 kbps). Below every curve, the cheapest probe's resolution."""
     options = []
     for size, curve in by_size.items():
         score = vmaf_at(curve, kbps)
         if score is not None:
-            options.append((round(score, 3), size[0] * size[1], size))
-    if not options:
+            options.append((round(score, 3), size[0] * size[1], size, None))
+            continue
+        best = efficient(curve)[-1]
+        if kbps * BEST_PROBE_REACH <= best.kbps < kbps:
+            options.append((round(best.vmaf, 3), size[0] * size[1], size, best))
+    if options:
+        score, _, size, probe = max(options)
+        if probe is not None:
+            return PlannedRung(probe.width, probe.height, probe.crf, probe.kbps, probe.vmaf)
+    else:
         cheapest = min((c[0] for c in by_size.values()), key=lambda p: (p.kbps, -p.vmaf))
         return PlannedRung(
             cheapest.width, cheapest.height, cheapest.crf, cheapest.kbps, cheapest.vmaf
         )
-    score, _, size = max(options)
     curve = by_size[size]
     return PlannedRung(size[0], size[1], round(crf_at(curve, kbps), 1), kbps, score)
 

@@ -85,6 +85,19 @@ def test_a_probe_dearer_than_a_better_one_is_left_off_its_curve() -> None:
     assert hull.vmaf_at(curve, 970.0) == pytest.approx(78.8, abs=0.2)  # inside the kept range
 
 
+def test_a_smaller_size_whose_best_probe_costs_less_is_a_rung_candidate() -> None:
+    # The same pan: 540p at CRF 25 takes 943 kbps for VMAF 88; the 720p curve gives 80 at
+    # 1010 kbps, and 540p's curve ends below 1010 kbps.
+    points = [
+        ProbePoint(1280, 720, 25.0, 1697.0, 95.55),
+        ProbePoint(1280, 720, 32.0, 967.0, 78.68),
+        ProbePoint(960, 540, 25.0, 943.0, 87.98),
+        ProbePoint(960, 540, 32.0, 601.0, 70.09),
+    ]
+    rung = hull.best_at(hull.curves(points), 1010.0)
+    assert (rung.width, rung.crf, rung.kbps, rung.vmaf) == (960, 25.0, 943.0, 87.98)
+
+
 def test_easy_content_gets_fewer_bits_and_hard_content_fails_with_the_cause() -> None:
     easy = hull.select_ladder(model_points(0.2))
     hard = hull.select_ladder(model_points(3.0))
@@ -146,8 +159,8 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     grid = plan.probe_grid(sizes, "h264")
     assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0, 40.0]
     assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0, 40.0]
-    assert [c for w, _, c in grid if w == 640] == [32.0, 40.0]
-    assert len(grid) == 10
+    assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
+    assert len(grid) == 12
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
