@@ -30,8 +30,9 @@ def ensure(name: str) -> str:
     path = folder / name
     if path.exists():
         return _read(path)
-    draft = folder / f".{name}.{os.getpid()}"
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The draft's name is unique to this call: a process id alone collided between threads.
+    draft = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(secrets.token_urlsafe(32) + "\n")
     try:
