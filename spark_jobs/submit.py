@@ -47,7 +47,9 @@ def run_step(spark: SparkSession, store: ObjectStore, args: argparse.Namespace) 
                 spark, store, args.date
             ).written
         }
-    return {t.name: r.written for t, r in steps.gold_day(spark, store, args.date).items()}
+    written = {t.name: r.written for t, r in steps.gold_day(spark, store, args.date).items()}
+    country = steps.title_country_day(spark, store, args.date)
+    return {**written, tables.GOLD_TITLE_COUNTRY_DAILY.name: country.written}
 
 
 def _iso_date(value: str) -> date:

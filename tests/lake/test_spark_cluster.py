@@ -31,7 +31,12 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from assets.lake import gold_tables, silver_events, silver_playback_sessions
+from assets.lake import (
+    gold_tables,
+    gold_title_country_daily,
+    silver_events,
+    silver_playback_sessions,
+)
 from netflix_assets.stack.process import wait_until
 from netflix_assets.stack.spark_cluster import SparkCluster, free_ports, spark_env, submit_command
 from resources.object_store import ObjectStoreResource
@@ -50,6 +55,7 @@ DAILY_TABLES = (
     tables.SILVER_QUARANTINE,
     tables.SILVER_PLAYBACK_SESSIONS,
     *gold.TABLES,
+    tables.GOLD_TITLE_COUNTRY_DAILY,
 )
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 """Seconds-long JVMs on two cores finish sooner on the quick compiler alone (about a third off)."""
@@ -112,7 +118,7 @@ def submit_jobs(cluster: SparkCluster, store: ObjectStoreResource) -> dict[str, 
     for job in JOBS:
         args = [job, "--lake-root", store.root, "--date", DAY.isoformat()]
         cmd = submit_command(cluster.master_url, Path(submit.__file__), args, conf, f"lake-{job}")
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"spark-submit {job} failed:\n{done.stderr[-3000:]}"
         summaries[job] = json.loads(done.stdout.strip().splitlines()[-1])
     return summaries
@@ -132,7 +138,7 @@ def lakes(spark, spark_resource, cluster, tmp_path_factory):
     with ThreadPoolExecutor(max_workers=1) as pool:
         submitted = pool.submit(submit_jobs, cluster, on_cluster)
         chain = materialize(
-            [silver_events, silver_playback_sessions, gold_tables],
+            [silver_events, silver_playback_sessions, gold_tables, gold_title_country_daily],
             partition_key=DAY.isoformat(),
             resources={"spark": spark_resource, "object_store": in_process},
             instance=DagsterInstance.ephemeral(),
