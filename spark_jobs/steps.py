@@ -168,13 +168,19 @@ def sessions_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> Sessi
     )
 
 
-def gold_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> dict[LakeTable, GoldResult]:
-    """Replaces and compacts the day in every gold table from the day's sessions."""
+def _day_sessions(spark: SparkSession, store: ObjectStoreOps, day: date) -> DataFrame:
+    """The day's silver_playback_sessions, cached for the gold builds that read them; the
+    caller unpersists."""
     sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
     _require(spark, sessions_path, "sessions")
-    day_sessions = (
+    return (
         spark.read.format("delta").load(sessions_path).where(F.col("session_date") == day).cache()
     )
+
+
+def gold_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> dict[LakeTable, GoldResult]:
+    """Replaces and compacts the day in every gold table from the day's sessions."""
+    day_sessions = _day_sessions(spark, store, day)
     results = {}
     for table, build in gold.TABLES.items():
         path = store.table_uri(table)
@@ -208,11 +214,7 @@ class TitleCountryResult:
 def title_country_day(spark: SparkSession, store: ObjectStoreOps, day: date) -> TitleCountryResult:
     """Replaces and compacts the day in gold_title_country_daily from the day's sessions, and
     sums both sides for the reconciliation check."""
-    sessions_path = store.table_uri(tables.SILVER_PLAYBACK_SESSIONS)
-    _require(spark, sessions_path, "sessions")
-    day_sessions = (
-        spark.read.format("delta").load(sessions_path).where(F.col("session_date") == day).cache()
-    )
+    day_sessions = _day_sessions(spark, store, day)
     path = store.table_uri(tables.GOLD_TITLE_COUNTRY_DAILY)
     delta_io.replace_day(title_country.title_country_daily(day_sessions), path, "session_date", day)
     delta_io.compact_day(spark, path, "session_date", day)
