@@ -117,12 +117,10 @@ def raw_copy(dsn: str, blocks: list[bytes]) -> float:
 
 
 def load(dsn: str, total: int, profiles: int, workers: int = 1) -> dict:
-    """Load `total` rows over DAYS days through load_day, each day timed on its own (data
-    generation excluded); every BASELINE_EVERY-th day is also copied raw for the baseline.
-
-    With workers > 1, that many days load at once, each on its own connection, as a backfill
-    of the viewing_history asset does when the run queue runs that many day partitions at a
-    time; the days are generated ahead and the rate is over the wall time of all loads."""
+    """Load `total` rows over DAYS days through load_day, `workers` days at once, each on its
+    own connection (as a backfill of the viewing_history asset does when the run queue runs
+    that many day partitions at a time). The days are generated ahead; the rate is over the
+    wall time of all loads. Every BASELINE_EVERY-th day is also copied raw for the baseline."""
     per_day = total // DAYS
     with psycopg.connect(dsn) as conn:
         viewing.ensure_partitions(conn, FIRST_DAY, months_ahead=3)
@@ -135,20 +133,14 @@ def load(dsn: str, total: int, profiles: int, workers: int = 1) -> dict:
             viewing.load_day(conn, FIRST_DAY + timedelta(days=d), sessions)
         day_seconds[d] = time.perf_counter() - started
 
-    if workers == 1:
-        for d in range(DAYS):
-            load_one(d, day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d))
-        wall = sum(day_seconds)
-    else:
-        days = [
-            day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d)
-            for d in range(DAYS)
-        ]
-        started = time.perf_counter()
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(load_one, range(DAYS), days))
-        wall = time.perf_counter() - started
-        del days
+    days = [
+        day_sessions(FIRST_DAY + timedelta(days=d), per_day, profiles, seed=d) for d in range(DAYS)
+    ]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(load_one, range(DAYS), days))
+    wall = time.perf_counter() - started
+    del days
     # The baseline copies every BASELINE_EVERY-th day raw, as many at once as the load did.
     sampled = [
         [
