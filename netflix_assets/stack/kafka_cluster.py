@@ -29,7 +29,7 @@ from netflix_assets import settings
 from netflix_assets.clients.kafka import KafkaClient, KafkaSettings
 from netflix_assets.stack import secrets
 from netflix_assets.stack.errors import StackError
-from netflix_assets.stack.process import alive, wait_until
+from netflix_assets.stack.process import alive, create_once, wait_until
 from netflix_assets.stack.services import KafkaService, Service
 from schema import topics
 
@@ -132,17 +132,12 @@ class KafkaNode(KafkaService):
 
 
 def cluster_id(state: Path) -> str:
-    """The cluster's id, generated once into <state>/cluster-id (created exclusively, so nodes
-    formatting at the same moment read one value)."""
-    path = state / "cluster-id"
+    """The cluster's id, generated once into <state>/cluster-id; created whole and once
+    (process.create_once), so nodes formatting at the same moment read one value."""
     state.mkdir(parents=True, exist_ok=True)
     fresh = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    try:
-        with open(path, "x") as out:
-            out.write(fresh + "\n")
-    except FileExistsError:
-        pass
-    value = path.read_text().strip()
+    path = state / "cluster-id"
+    value = create_once(path, fresh + "\n").strip()
     if not value:
         raise StackError(f"{path} is empty: remove {state} and start the cluster again")
     return value
@@ -177,8 +172,10 @@ class KafkaCluster:
         controllers runs, so one after another would wait on the first forever. Returns what
         happened to each; stops them again when the cluster does not come up whole."""
         self.state.mkdir(parents=True, exist_ok=True)
-        # Generated here, once: the three nodes' threads would otherwise race to create it.
+        # Both are created once and whole however the nodes' threads race; made here all the
+        # same, so a broken state folder fails before any node starts.
         secrets.ensure(secrets.KAFKA_PASSWORD)
+        cluster_id(self.state)
         try:
             with ThreadPoolExecutor(len(self.nodes)) as pool:
                 outcomes = list(pool.map(KafkaNode.up, self.nodes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -12,6 +13,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netflix_assets.stack.errors import StackError
+
+
+def create_once(path: Path, text: str, mode: int = 0o644) -> str:
+    """Writes `text` to `path` unless it exists, and returns what `path` holds. The text goes to
+    a draft unique to this call and is hard-linked into place, so a reader never sees the file
+    half-written and callers racing each other (threads or processes) all read one value."""
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text()
 
 
 def read_pid(pidfile: Path) -> int | None:
