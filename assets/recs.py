@@ -382,35 +382,53 @@ def als_model(
 
 @asset(
     group_name=GROUP,
-    deps=[training_interactions],
+    deps=[training_interactions, "model_evaluation"],
     partitions_def=event_date_partitions,
     kinds={"pytorch"},
     op_tags=SPARK_TAGS,
+    check_specs=[AssetCheckSpec("ncf_beats_popularity", asset="ncf_model")],
 )
 def ncf_model(
     context: AssetExecutionContext,
     config: ModelConfig,
     spark: SparkResource,
     object_store: ObjectStoreResource,
-) -> MaterializeResult:
-    """NeuMF (GMF + MLP) in PyTorch, fit on every interaction through the date; one .pt file.
-    Evaluated beside the generators (model_evaluation); not served unless it earns it."""
+):
+    """NeuMF (GMF + MLP) in PyTorch, off the release's path: fit once on the evaluation's
+    training part (every interaction but each user's latest) and scored with full ranking on
+    model_evaluation's test users; `earns_a_place` says whether it beat the served path on
+    HR@10 and NDCG@10 (it is not served either way). One .pt file, the model that was scored."""
     as_of = date.fromisoformat(context.partition_key)
     frame = _training_frame(object_store, as_of)
     ncf_config = NcfConfig(epochs=config.ncf_epochs)
     started = time.perf_counter()
-    model, users, titles = training.fit_ncf(frame, ncf_config)
+    result = training.evaluate_ncf(frame, ncf_config, max_users=config.max_eval_users)
     seconds = time.perf_counter() - started
-    data = ncf.to_bytes(model, users, titles, ncf_config)
+    data = ncf.to_bytes(result.model, result.users, result.titles, ncf_config)
     uri = object_store.put_bytes(data, _model_key("ncf", as_of, "ncf.pt"))
-    return _model_result(
+    evaluated = _partition_metadata(context, "model_evaluation", as_of, "report") or {}
+    served, popularity = evaluated.get("served"), evaluated.get("popularity")
+    ncf_row = result.report
+    earns = served is not None and all(ncf_row[m] > served[m] for m in ("hr@10", "ndcg@10"))
+    yield _model_result(
         uri,
-        len(users),
-        len(titles),
+        len(result.users),
+        len(result.titles),
         len(frame),
         seconds,
         epochs=config.ncf_epochs,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=sum(p.numel() for p in result.model.parameters()),
+        **{f"ncf_{metric}": round(value, 4) for metric, value in ncf_row.items()},
+        earns_a_place=earns,
+        served=MetadataValue.json(served or {}),
+    )
+    yield AssetCheckResult(
+        check_name="ncf_beats_popularity",
+        passed=popularity is not None and ncf_row["ndcg@10"] > popularity["ndcg@10"],
+        metadata={
+            "ncf": MetadataValue.json(ncf_row),
+            "popularity": MetadataValue.json(popularity or {}),
+        },
     )
 
 
@@ -517,12 +535,9 @@ def _pipeline(context, config: ModelConfig, as_of: date) -> tuple[two_stage.Pipe
     return pipeline, str(reason)
 
 
-SINGLE_MODELS = ("als", "ease", "rp3b", "ncf")
-
-
 @asset(
     group_name=GROUP,
-    deps=[training_interactions, candidate_model, als_model, ncf_model, ranker_model],
+    deps=[training_interactions, candidate_model, als_model, ranker_model],
     partitions_def=event_date_partitions,
     kinds={"numpy"},
     op_tags=SPARK_TAGS,
@@ -530,7 +545,6 @@ SINGLE_MODELS = ("als", "ease", "rp3b", "ncf")
         AssetCheckSpec("served_beats_popularity", asset="model_evaluation", blocking=True),
         AssetCheckSpec("served_beats_tuned_als", asset="model_evaluation", blocking=True),
         AssetCheckSpec("served_near_best_single_model", asset="model_evaluation", blocking=True),
-        AssetCheckSpec("ncf_beats_popularity", asset="model_evaluation"),
         AssetCheckSpec("no_regression_vs_previous_date", asset="model_evaluation"),
     ],
 )
@@ -542,10 +556,12 @@ def model_evaluation(
 ):
     """Leave-the-latest-out, full ranking: HR@10, NDCG@10, Recall@10, coverage and intra-list
     diversity of the served pipeline (through two_stage.serve_list, as the service runs it),
-    of every tuned generator, NCF and popularity, each refit on the training part; the same
-    models and the served path on the temporal protocol (fit before the ranker's cutoff, scored
-    on what each user took up after it: `temporal_full_*`); and the ranker's temporal hold-out
-    figures against its generator and popularity (`temporal_*`)."""
+    of every tuned generator and popularity, each refit on the training part (NCF is scored by
+    ncf_model, after this and off the release's path); the same models and the served path on
+    the temporal protocol (fit before the ranker's cutoff, scored on what each user took up
+    after it: `temporal_full_*`); and the ranker's temporal hold-out figures against its
+    generator and popularity (`temporal_*`). The blocking checks are
+    selection.release_checks."""
     as_of = date.fromisoformat(context.partition_key)
     frame = _training_frame(object_store, as_of)
     chosen = _selection(context, as_of)
@@ -553,12 +569,7 @@ def model_evaluation(
     ranking = _ranking(spark, object_store, frame, as_of) if pipeline.use_ranker else None
     started = time.perf_counter()
     report = training.evaluate_release(
-        frame,
-        chosen,
-        pipeline,
-        NcfConfig(epochs=config.ncf_epochs),
-        ranking=ranking,
-        max_users=config.max_eval_users,
+        frame, chosen, pipeline, ranking=ranking, max_users=config.max_eval_users
     )
     cutoff = training.choose_cutoff(frame, as_of, config.label_share)
     try:
@@ -570,9 +581,7 @@ def model_evaluation(
         temporal_full = {}
     seconds = time.perf_counter() - started
     temporal = _partition_metadata(context, "ranker_model", as_of, "report")
-    served, tuned_als = report["served"], report["als"]
-    best_name = max(SINGLE_MODELS, key=lambda m: report[m]["ndcg@10"])
-    floor = (1.0 - config.best_model_tolerance) * report[best_name]["ndcg@10"]
+    served = report["served"]
     yield MaterializeResult(
         metadata={
             **_flat(report),
@@ -587,25 +596,15 @@ def model_evaluation(
             "eval_seconds": round(seconds, 2),
         }
     )
-    yield AssetCheckResult(
-        check_name="served_beats_popularity",
-        passed=served["ndcg@10"] > report["popularity"]["ndcg@10"]
-        and served["hr@10"] > report["popularity"]["hr@10"],
-    )
-    yield AssetCheckResult(
-        check_name="served_beats_tuned_als",
-        passed=served["ndcg@10"] > tuned_als["ndcg@10"] and served["hr@10"] > tuned_als["hr@10"],
-        metadata={"served": MetadataValue.json(served), "als": MetadataValue.json(tuned_als)},
-    )
-    yield AssetCheckResult(
-        check_name="served_near_best_single_model",
-        passed=served["ndcg@10"] >= floor,
-        metadata={"best_single_model": best_name, "ndcg_floor": round(floor, 4)},
-    )
-    yield AssetCheckResult(
-        check_name="ncf_beats_popularity",
-        passed=report["ncf"]["ndcg@10"] > report["popularity"]["ndcg@10"],
-    )
+    for name, check in selection.release_checks(report, config.best_model_tolerance).items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=check.passed,
+            metadata={
+                k: MetadataValue.json(v) if isinstance(v, dict) else v
+                for k, v in check.metadata.items()
+            },
+        )
     current = round(served["ndcg@10"], 4)
     previous = _previous_value(context, "served_ndcg@10", as_of)
     yield AssetCheckResult(

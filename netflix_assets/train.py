@@ -72,6 +72,9 @@ def evaluation_rows(result) -> list[tuple[str, str, float, float, float, float]]
         for model in EVALUATED
         if (m := report.get(model)) is not None
     ]
+    for scored in result.asset_materializations_for_node("ncf_model"):  # NCF, off the path
+        m = {k: scored.metadata[f"ncf_{k}"].value for k in ("hr@10", "ndcg@10", "coverage", "ild")}
+        rows.append(("ncf", "latest-out", m["hr@10"], m["ndcg@10"], m["coverage"], m["ild"]))
     later = report.get("temporal_full") or {}
     for model in ("served", "served_without_ranker", *EVALUATED[1:]):
         if (m := later.get(model)) is not None and model != "ncf":

@@ -8,11 +8,15 @@ bad line is returned with its number and reason instead of stopping the import.
 
 The file is streamed: lines are parsed in chunks into numpy columns, and ids become categorical
 codes (one string per distinct user or title, not per row), so ML-25M (25 million lines) costs
-about 20 bytes a row instead of the file plus a Python tuple per row.
+about 24 bytes a row instead of the file plus a Python tuple per row. A chunk of clean lines
+(the common case) is parsed by pandas' C reader; a chunk with any line it cannot vouch for is
+parsed line by line, so every bad line still gets its number and reason.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +117,84 @@ class _Codes:
         return pd.Categorical.from_codes(codes, categories=categories)
 
 
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""user codes (int32), title codes (int32), ratings (float64), Unix seconds (int64)."""
+
+
+def _fast_chunk(lines: list[str], separator: str, users: _Codes, titles: _Codes) -> Columns | None:
+    """The chunk's columns read by pandas' C parser when every line is a valid rating with
+    nothing the line-by-line path would read differently; None otherwise (a blank line, a
+    bad number or field count, surrounding whitespace in an id, a '\\r'), and the caller then
+    parses the chunk line by line. Ids are coded in first-seen order, as that path does."""
+    text = "".join(lines).replace("\r\n", "\n")
+    if not text or "\r" in text or "\n\n" in text or text.startswith("\n"):
+        return None
+    if separator == "::":
+        if "\x1f" in text:
+            return None
+        text, separator = text.replace("::", "\x1f"), "\x1f"
+    if text.count(separator) != 3 * len(lines):  # a line with other than four fields
+        return None
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            header=None,
+            names=COLUMNS,
+            index_col=False,
+            dtype={"user_id": str, "title_id": str, "rating": np.float64, "ts": np.float64},
+            quoting=csv.QUOTE_NONE,
+            na_filter=False,
+            engine="c",
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if len(frame) != len(lines):
+        return None
+    rating, stamp = frame["rating"].to_numpy(), frame["ts"].to_numpy()
+    valid = (rating >= 0) & (rating <= 10) & np.isfinite(stamp) & (stamp >= 0) & (stamp < MAX_TS)
+    if not valid.all():
+        return None
+    # Both id columns are checked before either is coded: a chunk that falls back must not
+    # have coded ids the line-by-line path would skip.
+    factors = [pd.factorize(frame[name].to_numpy()) for name in ("user_id", "title_id")]
+    if any((local < 0).any() for local, _ in factors) or any(
+        not raw or raw != raw.strip() for _, uniques in factors for raw in uniques
+    ):
+        return None
+    coded = [
+        np.fromiter((codes.code(raw) for raw in uniques), np.int32, len(uniques))[local]
+        for codes, (local, uniques) in zip((users, titles), factors, strict=True)
+    ]
+    return coded[0], coded[1], rating, stamp.astype(np.int64)
+
+
+def _slow_chunk(
+    lines: list[str], first: int, separator: str, users: _Codes, titles: _Codes, bad: BadLines
+) -> Columns:
+    """The chunk line by line (`first` is the number of its first line): every bad line kept
+    with its number and reason."""
+    u, t, r, s = [], [], [], []
+    for number, text in enumerate(lines, start=first):
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            continue
+        parsed = _parse(text, separator)
+        if isinstance(parsed, str):
+            bad.add(BadLine(number, parsed, text[:500]))
+            continue
+        u.append(users.code(parsed[0]))
+        t.append(titles.code(parsed[1]))
+        r.append(parsed[2])
+        s.append(parsed[3])
+    return (
+        np.array(u, dtype=np.int32),
+        np.array(t, dtype=np.int32),
+        np.array(r, dtype=np.float64),
+        np.array(s, dtype=np.int64),
+    )
+
+
 def read_ratings(path: str | Path, namespace: str | None = None) -> tuple[pd.DataFrame, BadLines]:
     """Rows (user_id, title_id as categoricals, rating, ts in unix seconds) and the lines that
     could not be read."""
@@ -125,29 +207,20 @@ def read_ratings(path: str | Path, namespace: str | None = None) -> tuple[pd.Dat
         head = list(islice(handle, 5))
         separator, header = detect_format(head)
         lines = chain(head, handle)
-        number = 0
+        number = 1  # the number of the chunk's first line
         while True:
             chunk = list(islice(lines, CHUNK_LINES))
             if not chunk:
                 break
-            u, t, r, s = [], [], [], []
-            for text in chunk:
-                number += 1
-                text = text.rstrip("\r\n")
-                if (header and number == 1) or not text.strip():
-                    continue
-                parsed = _parse(text, separator)
-                if isinstance(parsed, str):
-                    bad.add(BadLine(number, parsed, text[:500]))
-                    continue
-                u.append(users.code(parsed[0]))
-                t.append(titles.code(parsed[1]))
-                r.append(parsed[2])
-                s.append(parsed[3])
-            columns["user_id"].append(np.array(u, dtype=np.int32))
-            columns["title_id"].append(np.array(t, dtype=np.int32))
-            columns["rating"].append(np.array(r, dtype=np.float64))
-            columns["ts"].append(np.array(s, dtype=np.int64))
+            first = number
+            if header and number == 1:
+                chunk, first = chunk[1:], 2
+            number = first + len(chunk)
+            parsed = _fast_chunk(chunk, separator, users, titles) if chunk else None
+            if parsed is None:
+                parsed = _slow_chunk(chunk, first, separator, users, titles, bad)
+            for name, values in zip(COLUMNS, parsed, strict=True):
+                columns[name].append(values)
     # Each column is joined and its chunks dropped before the next, so the peak is one
     # column's extra copy, not the whole table's.
     joined: dict[str, np.ndarray] = {}

@@ -40,6 +40,10 @@ GENERATORS = tuple(GRIDS)
 MMR_LAMBDAS = (1.0, 0.95, 0.9, 0.8, 0.6)
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 ALS_ITERATIONS = 10
+TUNING_MAX_INTERACTIONS = 1_000_000
+"""Beyond this many interactions, tuning runs on a seeded sample of whole users holding at most
+this many (the chosen parameters are then fit on every interaction): 10M and 25M interactions
+would otherwise cost every grid point a full-size fit."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,35 @@ def fit(name: str, params: Mapping[str, float], weighted: csr_matrix, seed: int 
         counts = np.asarray(history.sum(axis=0), dtype=np.float32).ravel()
         return Fitted(name, {}, counts=counts)
     raise ValueError(f"unknown candidate generator {name!r}; expected one of {GENERATORS}")
+
+
+def fit_tuned(
+    best: Mapping[str, Mapping], weighted: csr_matrix, seed: int = 0
+) -> dict[str, Fitted]:
+    """Every tuned generator fit once on `weighted`; a blend mixes the ALS and item-item
+    models fitted here instead of fitting both again."""
+    fitted = {
+        name: fit(name, params, weighted, seed) for name, params in best.items() if name != "blend"
+    }
+    if "blend" in best:
+        params = best["blend"]
+        item = fitted.get(params["with"]) or fit(params["with"], params["item"], weighted)
+        als_part = fitted.get("als") or fit("als", params["als"], weighted, seed)
+        fitted["blend"] = blend(als_part, item, float(params["weight"]))
+    return fitted
+
+
+def tuning_sample(
+    frame: pd.DataFrame, limit: int = TUNING_MAX_INTERACTIONS, seed: int = 0
+) -> pd.DataFrame:
+    """The frame itself up to `limit` interactions; beyond it, every interaction of a seeded
+    random set of users, as many users as fit in `limit`."""
+    if len(frame) <= limit:
+        return frame
+    sizes = frame["user_id"].value_counts(sort=False)
+    shuffled = sizes.sample(frac=1.0, random_state=seed)
+    fits = max(1, int((shuffled.cumsum().to_numpy() <= limit).sum()))
+    return frame[frame["user_id"].isin(shuffled.index[:fits])]
 
 
 def weighted_matrix(frame: pd.DataFrame, uidx: Mapping, tidx: Mapping) -> csr_matrix:
@@ -270,6 +303,7 @@ class Selection:
     generator: str = "als"
     mmr_curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    sample: dict[str, int] = field(default_factory=dict)  # what tuning ran on, of how much
 
     def to_json(self) -> dict:
         return {
@@ -278,6 +312,7 @@ class Selection:
             "generator": self.generator,
             "mmr_curve": self.mmr_curve,
             "seconds": round(self.seconds, 2),
+            "sample": self.sample,
         }
 
     @classmethod
@@ -288,6 +323,7 @@ class Selection:
             str(data["generator"]),
             list(data["mmr_curve"]),
             float(data.get("seconds", 0.0)),
+            dict(data.get("sample", {})),
         )
 
 
@@ -306,10 +342,15 @@ def select(
     frame: pd.DataFrame,
     grids: Mapping[str, list[dict[str, float]]] = GRIDS,
     max_users: int | None = 20_000,
+    max_interactions: int = TUNING_MAX_INTERACTIONS,
 ) -> Selection:
     """Tune every generator on the inner validation split and pick the best by NDCG@10; then
-    measure MMR's accuracy-diversity curve for the chosen one, also on validation."""
+    measure MMR's accuracy-diversity curve for the chosen one, also on validation. Beyond
+    `max_interactions`, on a seeded sample of whole users (tuning_sample; `sample` says how
+    much)."""
     started = time.perf_counter()
+    whole = frame
+    frame = tuning_sample(frame, max_interactions)
     outer = leave_latest_out(frame)
     inner = leave_latest_out(outer.train)
     if inner.test.empty:
@@ -317,6 +358,12 @@ def select(
     uidx, tidx, _, _ = index_maps(frame)
     task = Task.of(inner, uidx, tidx, max_users)
     out = Selection()
+    out.sample = {
+        "interactions": len(frame),
+        "of_interactions": len(whole),
+        "users": int(frame["user_id"].nunique()),
+        "of_users": int(whole["user_id"].nunique()),
+    }
     fitted_best: dict[str, Fitted] = {}
     for name, grid in grids.items():
         results = []
@@ -368,6 +415,44 @@ def choose_mmr_lambda(chosen: Selection, keep: float = 0.98) -> float:
     floor = max(als_best, keep * best)
     keeps = [p["lambda"] for p in chosen.mmr_curve if p["ndcg@10"] >= floor]
     return float(min(keeps)) if keeps else 1.0
+
+
+SINGLE_MODELS = ("als", "ease", "rp3b")
+"""The single models the served path is held to (NCF is scored off the release's path)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    passed: bool
+    metadata: dict[str, object]
+
+
+def release_checks(report: Mapping[str, Mapping[str, float]], tolerance: float) -> dict[str, Check]:
+    """The release's blocking checks on evaluate_release's test figures: the served path must
+    beat popularity and the tuned ALS on HR@10 and NDCG@10 (strictly), and keep its NDCG@10
+    within `tolerance` (relative) of the best single model's, so MMR's price stays small."""
+    served, als_row, pop = report["served"], report["als"], report["popularity"]
+    best = max((m for m in SINGLE_MODELS if m in report), key=lambda m: report[m]["ndcg@10"])
+    floor = (1.0 - tolerance) * report[best]["ndcg@10"]
+
+    def beats(other: Mapping[str, float]) -> bool:
+        return served["hr@10"] > other["hr@10"] and served["ndcg@10"] > other["ndcg@10"]
+
+    def figures(row: Mapping[str, float]) -> dict[str, float]:
+        return {m: round(float(row[m]), 4) for m in ("hr@10", "ndcg@10")}
+
+    return {
+        "served_beats_popularity": Check(
+            beats(pop), {"served": figures(served), "popularity": figures(pop)}
+        ),
+        "served_beats_tuned_als": Check(
+            beats(als_row), {"served": figures(served), "als": figures(als_row)}
+        ),
+        "served_near_best_single_model": Check(
+            served["ndcg@10"] >= floor,
+            {"best_single_model": best, "ndcg_floor": round(floor, 4)},
+        ),
+    }
 
 
 def _similarity(fitted: Mapping[str, Fitted], task: Task) -> np.ndarray:

@@ -83,6 +83,26 @@ def write_dat(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def _activity(
+    rng: np.random.Generator,
+    users: int,
+    titles: int,
+    interactions: int,
+    min_per_user: int,
+    start: float,
+    stop: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ratings, first rating time, active span) per user: log-normal activity of at least
+    `min_per_user` ratings summing to about `interactions`, first ratings over the period."""
+    mean = max(interactions / users - min_per_user, 1.0)
+    activity = min_per_user + rng.lognormal(np.log(mean) - 0.5, 1.0, users)
+    activity *= interactions / activity.sum()
+    count = np.clip(np.round(activity), min_per_user, titles // 2).astype(np.int64)
+    first = start + rng.random(users) * (stop - start) * 0.9
+    span = np.minimum(stop - first, rng.lognormal(np.log(120 * 86_400), 1.2, users))
+    return count, first, span
+
+
 def movielens_like(
     users: int = 943,
     titles: int = 1682,
@@ -93,6 +113,7 @@ def movielens_like(
     days: int = 7 * 365,
     end: date | None = None,
     seed: int = 0,
+    half_stars: bool = False,
 ) -> pd.DataFrame:
     """Synthetic ratings shaped like MovieLens (`user_id, title_id, rating, ts`, integer ids).
 
@@ -103,7 +124,8 @@ def movielens_like(
     (a user is a mix of genres, not one cluster), scaled by `taste` against popularity. A
     user's titles are drawn without replacement by popularity x taste x availability during the
     span (a title cannot be rated before its release, and is mostly rated soon after it: the
-    temporal drift that leave-latest-out rewards). Ratings 1-5 follow taste and title quality.
+    temporal drift that leave-latest-out rewards). Ratings 1-5 follow taste and title quality;
+    with `half_stars`, 0.5-5 in steps of 0.5 as ML-20M/25M's (the same draws otherwise).
     """
     rng = np.random.default_rng(seed)
     end = end or datetime.now(UTC).date()
@@ -115,12 +137,7 @@ def movielens_like(
     quality = rng.normal(0.0, 0.5, titles)
     release = start + rng.beta(1.3, 1.0, titles) * (stop - start) * 0.95
     release[rng.random(titles) < 0.3] = start  # the back catalogue exists from the start
-    mean = max(interactions / users - min_per_user, 1.0)
-    activity = min_per_user + rng.lognormal(np.log(mean) - 0.5, 1.0, users)
-    activity *= interactions / activity.sum()
-    count = np.clip(np.round(activity), min_per_user, titles // 2).astype(np.int64)
-    first = start + rng.random(users) * (stop - start) * 0.9
-    span = np.minimum(stop - first, rng.lognormal(np.log(120 * 86_400), 1.2, users))
+    count, first, span = _activity(rng, users, titles, interactions, min_per_user, start, stop)
     frames = []
     for lo in range(0, users, 256):
         hi = min(lo + 256, users)
@@ -139,15 +156,99 @@ def movielens_like(
             # Mostly soon after a title becomes available to the user: recency drives views.
             when = opens + rng.beta(1.0, 3.0, n) * np.maximum(close - opens, 60.0)
             score = 3.2 + 0.9 * np.tanh(affinity[row, picked] - 1.0) + quality[picked]
-            stars = np.clip(np.round(score + rng.normal(0, 0.8, n)), 1, 5)
+            noisy = score + rng.normal(0, 0.8, n)
+            if half_stars:
+                stars = np.clip(np.round(noisy * 2) / 2, 0.5, 5.0)
+            else:
+                stars = np.clip(np.round(noisy), 1, 5).astype(np.int64)
             frames.append(
                 pd.DataFrame(
                     {
                         "user_id": user + 1,
                         "title_id": picked + 1,
-                        "rating": stars.astype(np.int64),
+                        "rating": stars,
                         "ts": np.minimum(when, stop - 1).astype(np.int64),
                     }
                 )
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def sampled_ratings(
+    users: int,
+    titles: int,
+    interactions: int,
+    dims: int = 12,
+    min_per_user: int = 20,
+    days: int = 7 * 365,
+    end: date | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """MovieLens-shaped ratings at any size, in time linear in the interactions (movielens_like
+    scores every title for every user, 10^10 draws at ML-25M's shape): log-normal title
+    popularity and user activity as there, one genre a title, a mix of genres a user; each
+    rating draws a genre from the user's mix, then a title of it by popularity (with
+    replacement; repeats dropped, so fewer than `interactions` come out). Timestamps over
+    each user's active span, ratings 0.5-5 in half stars. For time and memory at 10M-25M rows,
+    not for quality figures (no temporal drift, no release dates)."""
+    rng = np.random.default_rng(seed)
+    end = end or datetime.now(UTC).date()
+    stop = datetime.combine(end, time(), tzinfo=UTC).timestamp()
+    start = stop - days * 86_400
+    genre = rng.integers(0, dims, titles)
+    popularity = rng.lognormal(0.0, 1.4, titles)
+    quality = rng.normal(0.0, 0.5, titles)
+    liking = rng.dirichlet(np.full(dims, 0.5), users)
+    count, first, span = _activity(rng, users, titles, interactions, min_per_user, start, stop)
+    # Titles grouped by genre, one running sum of popularity: a genre is a range of it.
+    order = np.argsort(genre, kind="stable")
+    running = np.cumsum(popularity[order])
+    bounds = np.searchsorted(genre[order], np.arange(dims + 1))
+    low = np.where(bounds[:-1] > 0, running[np.maximum(bounds[:-1] - 1, 0)], 0.0)
+    high = running[np.maximum(bounds[1:] - 1, 0)]
+    taste = np.cumsum(liking, axis=1)
+    frames = []
+    block = max(1, 2_000_000 // max(int(count.mean()), 1))
+    for lo in range(0, users, block):
+        hi = min(lo + block, users)
+        who = np.repeat(np.arange(lo, hi), count[lo:hi])
+        g = (rng.random(len(who))[:, None] > taste[who]).sum(axis=1).clip(0, dims - 1)
+        picked = order[
+            np.searchsorted(running, low[g] + rng.random(len(who)) * (high[g] - low[g]))
+        ].clip(0, titles - 1)
+        keys = np.unique(who.astype(np.int64) * titles + picked)
+        who, picked = keys // titles, keys % titles
+        when = first[who] + rng.beta(1.0, 3.0, len(who)) * np.maximum(span[who], 60.0)
+        noisy = 3.5 + quality[picked] + rng.normal(0, 0.9, len(who))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": who + 1,
+                    "title_id": picked + 1,
+                    "rating": np.clip(np.round(noisy * 2) / 2, 0.5, 5.0),
+                    "ts": np.minimum(when, stop - 1).astype(np.int64),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, chunk: int = 1_000_000) -> Path:
+    """ratings.csv layout (ML-20M/25M): a `userId,movieId,rating,timestamp` header, then one
+    comma-separated line per rating, ratings with one decimal (`4.0`, `3.5`); written a chunk of
+    rows at a time."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("userId,movieId,rating,timestamp\n")
+        for lo in range(0, len(frame), chunk):
+            part = frame.iloc[lo : lo + chunk]
+            out = pd.DataFrame(
+                {
+                    "userId": part["user_id"],
+                    "movieId": part["title_id"],
+                    "rating": part["rating"].astype(np.float64),
+                    "timestamp": part["ts"],
+                }
+            )
+            out.to_csv(handle, header=False, index=False, lineterminator="\n", float_format="%.1f")
+    return path

@@ -51,23 +51,6 @@ def fit_als(
     return AlsModel(np.array(users), np.array(titles), u, t)
 
 
-def fit_ncf(frame: pd.DataFrame, config: NcfConfig = DEFAULT_NCF, seed: int = 0):
-    """(NeuMF, users, titles) fit on every distinct (user, title) pair of the frame."""
-    users = sorted(frame["user_id"].unique())
-    titles = sorted(frame["title_id"].unique())
-    uidx = {u: i for i, u in enumerate(users)}
-    tidx = {t: i for i, t in enumerate(titles)}
-    model = ncf.fit(
-        frame["user_id"].map(uidx).to_numpy(),
-        frame["title_id"].map(tidx).to_numpy(),
-        len(users),
-        len(titles),
-        config,
-        seed,
-    )
-    return model, users, titles
-
-
 def _summarize(results: list[dict[str, float]]) -> dict[str, float]:
     summary: dict[str, float] = {}
     for metric in results[0]:
@@ -77,49 +60,81 @@ def _summarize(results: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
-def _ncf_fitted(task: selection.Task, config: NcfConfig, seed: int) -> selection.Fitted:
-    """NeuMF as a full-ranking scorer (one forward pass per user over every title)."""
-    users, titles = task.history.nonzero()
-    model = ncf.fit(users, titles, task.history.shape[0], task.history.shape[1], config, seed)
-    all_titles = torch.arange(task.history.shape[1])
+def _ncf_fitted(model: ncf.NeuMF, n_titles: int, config: NcfConfig) -> selection.Fitted:
+    """NeuMF as a full-ranking scorer (one forward pass per user over every title), on one
+    thread like its training (torch's second thread only spins on a busy 2-core host)."""
+    all_titles = torch.arange(n_titles)
 
     def batch(users: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            u = torch.from_numpy(np.repeat(users.astype(np.int64), len(all_titles)))
-            t = all_titles.repeat(len(users))
-            return model(u, t).numpy().reshape(len(users), -1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                u = torch.from_numpy(np.repeat(users.astype(np.int64), len(all_titles)))
+                t = all_titles.repeat(len(users))
+                return model(u, t).numpy().reshape(len(users), -1)
+        finally:
+            torch.set_num_threads(threads)
 
     return selection.Fitted("ncf", asdict(config), custom=batch)
+
+
+@dataclass(frozen=True)
+class NcfResult:
+    """NeuMF fit on the leave-latest-out training part and scored like every other model."""
+
+    model: ncf.NeuMF
+    users: list[str]
+    titles: list[str]
+    report: dict[str, float]
+
+
+def evaluate_ncf(
+    frame: pd.DataFrame,
+    config: NcfConfig = DEFAULT_NCF,
+    max_users: int | None = 20_000,
+    seed: int = 0,
+) -> NcfResult:
+    """NCF on its own, off the release's path: fit once on the outer leave-latest-out training
+    part (every interaction but each user's latest) and scored with full ranking on the same
+    test users as evaluate_release (same split, same seeded sample). The model scored is the
+    model kept: NCF is not served, so a second fit on every interaction would only cost time."""
+    split = leave_latest_out(frame)
+    if split.test.empty:
+        raise ValueError("no user has two interactions: nothing to hold out")
+    uidx, tidx, users, titles = selection.index_maps(frame)
+    task = selection.Task.of(split, uidx, tidx, max_users)
+    rows, cols = task.history.nonzero()
+    model = ncf.fit(rows, cols, task.history.shape[0], task.history.shape[1], config, seed)
+    scorer = _ncf_fitted(model, task.history.shape[1], config)
+    per_batch = max(1, 1_000_000 // max(task.history.shape[1], 1))  # users x titles forward rows
+    report = selection.list_report(selection.top_lists(scorer, task, batch=per_batch), task)
+    return NcfResult(model, list(users), list(titles), report)
 
 
 def evaluate_release(
     frame: pd.DataFrame,
     chosen: selection.Selection,
     pipeline: two_stage.Pipeline,
-    ncf_config: NcfConfig | None = DEFAULT_NCF,
     ranking: selection.Ranker | None = None,
     max_users: int | None = 20_000,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """{model: metrics} on the outer leave-latest-out test set, full ranking: popularity, each
-    generator with its validation-tuned parameters, NCF (unless None), and "served": the
-    pipeline the release serves, through two_stage.serve_list like the service. Every model is
-    refit on the outer training part; `max_users` scores a seeded sample of the test users."""
+    generator with its validation-tuned parameters, and "served": the pipeline the release
+    serves, through two_stage.serve_list like the service. Every model is refit on the outer
+    training part (a blend from the ALS and item-item fits, not refit); `max_users` scores a
+    seeded sample of the test users. NCF is scored by evaluate_ncf, off this path."""
     split = leave_latest_out(frame)
     if split.test.empty:
         raise ValueError("no user has two interactions: nothing to hold out")
     uidx, tidx, _, _ = selection.index_maps(frame)
     task = selection.Task.of(split, uidx, tidx, max_users)
-    fitted = {
-        name: selection.fit(name, chosen.best[name], task.weighted, seed) for name in chosen.best
-    }
+    fitted = selection.fit_tuned(chosen.best, task.weighted, seed)
     fitted["popularity"] = selection.fit("popularity", {}, task.weighted)
     report: dict[str, dict[str, float]] = {}
     for name, model in fitted.items():
         report[name] = selection.list_report(selection.top_lists(model, task), task)
-    if ncf_config is not None:
-        model = _ncf_fitted(task, ncf_config, seed)
-        report["ncf"] = selection.list_report(selection.top_lists(model, task), task)
     similarity = fitted["als"].factors[1]
     served = selection.served_lists(fitted[pipeline.generator], similarity, pipeline, task, ranking)
     report["served"] = selection.list_report(served, task)
@@ -167,7 +182,7 @@ def evaluate_temporal(
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     task = selection.Task(weighted, history, users, np.full(len(users), -1, dtype=np.int64))
     wanted = [relevant[int(u)] for u in users]
-    fitted = {name: selection.fit(name, chosen.best[name], weighted, seed) for name in chosen.best}
+    fitted = selection.fit_tuned(chosen.best, weighted, seed)
     fitted["popularity"] = selection.fit("popularity", {}, weighted)
     report = {
         name: selection.sets_report(selection.top_lists(model, task), wanted, history)

@@ -135,7 +135,7 @@ def test_models_and_evaluation_from_imported_ratings(
     assert checks["served_beats_popularity"] is True
     assert meta["served_ndcg@10"].value > meta["popularity_ndcg@10"].value
     assert checks["served_beats_tuned_als"] == (served[0] > als[0] and served[1] > als[1])
-    for model in ("als", "ease", "rp3b", "blend", "ncf", "popularity"):
+    for model in ("als", "ease", "rp3b", "blend", "popularity"):
         assert 0 < meta[f"{model}_coverage"].value <= 1 and meta[f"{model}_ild"].value > 0
     # The temporal protocol scores the served path too (without the ranker when it is in).
     later = "served_without_ranker" if ranked_in(result) else "served"
@@ -147,12 +147,6 @@ def test_models_and_evaluation_from_imported_ratings(
     assert isinstance(ranked["use_ranker"].value, bool) and ranked["ranker_reason"].value
     model = AlsModel.from_bytes(object_store.get_bytes(f"models/als/{day}/als.npz"))
     assert len(model.users) == 160 and str(model.users[0]).startswith("ml:")
-    neural, users, titles = ncf.from_bytes(object_store.get_bytes(f"models/ncf/{day}/ncf.pt"))
-    assert len(users) == 160 and len(titles) == 80
-    # The reloaded network still knows the planted tastes: user 0 prefers titles t % 4 == 0.
-    scores = ncf.scorer(neural)(users.index("ml:0"), np.arange(len(titles)))
-    own = np.array([int(t.split(":")[1]) % 4 == 0 for t in titles])
-    assert scores[own].mean() > scores[~own].mean()
     releases = result.asset_materializations_for_node("recommender_release")
     # The release exists exactly when every blocking check passed.
     blocking = (
@@ -166,11 +160,31 @@ def test_models_and_evaluation_from_imported_ratings(
         assert release["generator"].value == chosen["generator"].value
         assert release["use_ranker"].value == ("true" if ranked["use_ranker"].value else "false")
         assert object_store.exists(release["titles_key"].value)
+    # NCF is scored after the evaluation, off the release's path, on the same protocol (a
+    # refused evaluation stops it with everything downstream).
+    assert bool(result.asset_materializations_for_node("ncf_model")) == bool(releases)
+    if releases:
+        nm = result.asset_materializations_for_node("ncf_model")[0].metadata
+        assert 0 < nm["ncf_coverage"].value <= 1 and 0 <= nm["ncf_hr@10"].value <= 1
+        earns = nm["ncf_hr@10"].value > served[0] and nm["ncf_ndcg@10"].value > served[1]
+        assert nm["earns_a_place"].value == earns
+        neural, users, titles = ncf.from_bytes(object_store.get_bytes(f"models/ncf/{day}/ncf.pt"))
+        assert len(users) == 160 and len(titles) == 80
+        # The reloaded network still knows the planted tastes: user 0 prefers titles t % 4 == 0.
+        scores = ncf.scorer(neural)(users.index("ml:0"), np.arange(len(titles)))
+        own = np.array([int(t.split(":")[1]) % 4 == 0 for t in titles])
+        assert scores[own].mean() > scores[~own].mean()
 
-    # The next date with impossible tolerances: the served path must be twice the best single
+    # The next date built to lose: MMR at lambda 0 (relevance ignored after the first pick) and
+    # impossible tolerances: the served path must beat tuned ALS and be twice the best single
     # model (blocking: no release) and must not drop at all (the regression check warns).
     next_day = "2026-11-11"
-    strict = {**small, "regression_tolerance": -1.0, "best_model_tolerance": -1.0}
+    strict = {
+        **small,
+        "regression_tolerance": -1.0,
+        "best_model_tolerance": -1.0,
+        "mmr_lambda": 0.0,
+    }
     again = materialize(
         [
             recs.training_interactions,
@@ -189,5 +203,6 @@ def test_models_and_evaluation_from_imported_ratings(
     )
     by_name = {c.check_name: c for c in again.get_asset_check_evaluations()}
     assert not by_name["served_near_best_single_model"].passed
+    assert not by_name["served_beats_tuned_als"].passed
     assert not by_name["no_regression_vs_previous_date"].passed
     assert not again.asset_materializations_for_node("recommender_release")

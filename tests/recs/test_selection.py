@@ -162,13 +162,46 @@ def test_release_report_covers_every_model_and_the_served_path() -> None:
     frame = small_frame(seed=4)
     chosen = selection.select(frame, SMALL_GRIDS)
     pipeline = two_stage.Pipeline(chosen.generator, use_ranker=False, mmr_lambda=0.9)
-    report = training.evaluate_release(frame, chosen, pipeline, NcfConfig(epochs=2))
+    report = training.evaluate_release(frame, chosen, pipeline)
+    neural = training.evaluate_ncf(frame, NcfConfig(epochs=2))
+    report["ncf"] = neural.report
     for model in ("served", "als", "ease", "rp3b", "blend", "ncf", "popularity"):
         m = report[model]
         assert 0 <= m["ndcg@10"] <= m["hr@10"] <= 1 and 0 < m["coverage"] <= 1, model
         assert 0 <= m["ild"] <= 1, model
     assert report["popularity"]["coverage"] < report["ease"]["coverage"]
     assert report["served"]["hr@10"] > report["popularity"]["hr@10"]
+    # NCF's file is the model scored: every user and title of the frame, in index order.
+    assert neural.users == sorted(frame["user_id"].unique())
+    assert neural.titles == sorted(frame["title_id"].unique())
+
+
+def test_a_blend_is_evaluated_from_the_fitted_parts_not_refit() -> None:
+    frame = small_frame(seed=6)
+    chosen = selection.select(frame, SMALL_GRIDS)
+    uidx, tidx, _, _ = selection.index_maps(frame)
+    weighted = selection.weighted_matrix(frame, uidx, tidx)
+    fitted = selection.fit_tuned(chosen.best, weighted)
+    mixed = fitted["blend"]
+    assert mixed.parts[0] is fitted["als"] and mixed.parts[1] is fitted[mixed.params["with"]]
+    again = selection.fit("blend", chosen.best["blend"], weighted)
+    users = np.arange(20)
+    history = generators.binary(weighted)
+    assert np.allclose(mixed.batch(users, history), again.batch(users, history))
+
+
+def test_tuning_runs_on_whole_users_beyond_the_limit() -> None:
+    frame = small_frame(seed=7)
+    sample = selection.tuning_sample(frame, limit=3_000)
+    assert len(sample) <= 3_000 and len(sample) > 2_000
+    sizes = frame["user_id"].value_counts()
+    kept = sample["user_id"].value_counts()
+    assert (sizes[kept.index] == kept).all()  # every kept user with all their interactions
+    assert selection.tuning_sample(frame, limit=len(frame)) is frame
+    chosen = selection.select(frame, SMALL_GRIDS, max_interactions=3_000)
+    assert chosen.sample["interactions"] == len(sample)
+    assert chosen.sample["of_interactions"] == len(frame)
+    assert selection.Selection.from_json(chosen.to_json()).sample == chosen.sample
 
 
 def test_a_blend_release_prepares_and_serves_with_its_item_item_matrix(tmp_path) -> None:
