@@ -29,6 +29,10 @@ from scipy.sparse import csr_matrix, diags, vstack
 # tens of seconds on one core, where ML-25M's 59,047 would take 28 GB and hours.
 EASE_MAX_TITLES = 8_000
 GENERATOR_NAMES = ("als", "ease", "rp3b", "blend")
+DENSE_SUM_RATIO = 8
+"""nonzero_scores sums over the whole catalogue when it has at most this many titles per entry
+to sum (else it sorts the entries): a served request (20 watched titles x 200 neighbours over
+100k titles) sorts, as before; a user of the evaluation who has seen 100 of 1,600 titles sums."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,15 @@ class ItemItem:
         scores; every other title scores 0. The same sums as `scores`, without a pass over the
         catalogue."""
         at = self._entries(seen)
+        n = self.weights.shape[1]
+        if n <= DENSE_SUM_RATIO * len(at):
+            # Many entries over a small catalogue (the evaluation's users, who have seen
+            # hundreds of titles): one pass over the catalogue costs less than sorting the
+            # entries. The weights are positive, so a title is nonzero exactly when some seen
+            # title points to it, and the sums are added in the same order either way.
+            sums = np.bincount(self.weights.indices[at], weights=self.weights.data[at], minlength=n)
+            titles = np.flatnonzero(sums)
+            return titles, sums[titles]
         titles, where = np.unique(self.weights.indices[at], return_inverse=True)
         return titles, np.bincount(where, weights=self.weights.data[at], minlength=len(titles))
 

@@ -156,3 +156,15 @@ def test_ncf_trains_on_one_thread_and_gives_the_threads_back() -> None:
     finally:
         ncf._fit = original
         torch.set_num_threads(before)
+
+
+def test_nonzero_scores_are_the_same_whether_summed_densely_or_by_sorting(monkeypatch) -> None:
+    rng = np.random.default_rng(8)
+    items = item_item(3_000, rng)
+    for seen in (rng.integers(0, 3_000, 200), rng.integers(0, 3_000, 3), np.array([9, 9])):
+        monkeypatch.setattr(generators, "DENSE_SUM_RATIO", 0)  # always sort
+        by_sorting = items.nonzero_scores(seen)
+        monkeypatch.setattr(generators, "DENSE_SUM_RATIO", 10**9)  # always sum densely
+        densely = items.nonzero_scores(seen)
+        assert np.array_equal(by_sorting[0], densely[0])
+        assert np.array_equal(by_sorting[1], densely[1])  # same sums, same order of adding
