@@ -240,7 +240,6 @@ def encoding_plan(
         probe_resolutions=config.probe_resolutions,
         search_steps=config.search_steps,
         vmaf_subsample=config.vmaf_subsample,
-        vmaf_threads=ffmpeg.vmaf_threads,
     )
     prefix = version_prefix("plans", raw_upload["title_id"], raw_upload["version"])
     with scratch_dir() as tmp:

@@ -135,6 +135,7 @@ def bench_source(name: str, shape: Shape, work: Path, subsample: int, cost_only:
         "encode_cpu": per_title_cpu,
         "probes": len(made.points),
         "windows": made.windows,
+        "plan": tuple(made.rungs),
         "load": (load_start, os.getloadavg()[0]),
     }
 
@@ -149,13 +150,22 @@ def main() -> None:
         action="store_true",
         help="probe and encode cost and the top rung's VMAF only (no fixed ladder, no BD-rate)",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="measure every source this many times (in turn); the cost is then reported as "
+        "median and worst per source",
+    )
     args = parser.parse_args()
+    names = args.sources.split(",")
     results = []
     with tempfile.TemporaryDirectory(prefix="per-title-bench-") as tmp:
-        for name in args.sources.split(","):
+        for turn, name in ((t, n) for t in range(args.runs) for n in names):
             width, height, content = SOURCES[name]
             shape = Shape(width, height, 25, args.seconds, False, content=content)
-            result = bench_source(name, shape, Path(tmp) / name, args.subsample, args.cost_only)
+            work = Path(tmp) / f"{name}-{turn}"
+            result = bench_source(name, shape, work, args.subsample, args.cost_only)
             results.append(result)
             bd = result["bd_rate"]
             print(
@@ -171,6 +181,18 @@ def main() -> None:
                 f"{result['encode_cpu']:.1f} s = {result['probe_cpu'] / result['encode_cpu']:.2f}"
                 f"  (load {result['load'][0]:.1f} -> {result['load'][1]:.1f})",
                 flush=True,
+            )
+    if args.runs > 1:
+        for name in names:
+            mine = [r for r in results if r["name"] == name]
+            cpu = [r["probe_cpu"] / r["encode_cpu"] for r in mine]
+            delta = [r["achieved"] - r["planned"] for r in mine]
+            loads = [x for r in mine for x in r["load"]]
+            print(
+                f"{name:12s} {len(mine)} runs: probe/encode CPU median "
+                f"{statistics.median(cpu):.2f}, worst {max(cpu):.2f}; top rung delta "
+                f"{min(delta):+.2f} .. {max(delta):+.2f}; plans identical "
+                f"{len({r['plan'] for r in mine}) == 1}; load {min(loads):.1f}-{max(loads):.1f}"
             )
     bds = [r["bd_rate"] for r in results if r["bd_rate"] is not None]
     deltas = [abs(r["achieved"] - r["planned"]) for r in results]

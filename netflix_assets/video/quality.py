@@ -113,7 +113,7 @@ def build_multi_vmaf_command(
     models = models or [model] * n
     subsamples = subsamples or [subsample] * n
     for i, log_path in enumerate(log_paths):
-        parts.append(f"[{i}:v]{common},{scale}[dist{i}]")
+        parts.append(f"[{i}:v]{common}{_scored_only(subsamples[i], fps_str, scale)}[dist{i}]")
         parts.append(
             f"[dist{i}][ref{i}]libvmaf=model=version={models[i]}{extra}"
             f":log_fmt=json:log_path={_escape(Path(log_path))}:n_threads={threads}"
@@ -123,6 +123,18 @@ def build_multi_vmaf_command(
     for i in range(n):
         cmd += ["-map", f"[out{i}]", "-f", "null", "-"]
     return cmd
+
+
+def _scored_only(subsample: int, fps_str: str, scale: str) -> str:
+    """The distorted branch's filters after `common`: with a frame step N > 1, only every Nth
+    frame is upscaled, and the `fps` filter fills the gaps with references to the last scored
+    frame, so libvmaf still meets frame n of the reference with frame n of the encode. libvmaf
+    computes its per-frame features on every Nth frame only, and its one temporal feature
+    (motion) on the reference alone, so the frames between never reach a score: upscaling them
+    (bicubic, at the display size) was work thrown away; the scores are the same."""
+    if subsample <= 1:
+        return f",{scale}"
+    return f",select='not(mod(n\\,{subsample}))',{scale},fps={fps_str}"
 
 
 def harmonic_mean(values: np.ndarray) -> float:

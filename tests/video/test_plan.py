@@ -157,10 +157,13 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     assert all(plan.vmaf_subsample(n, 3, 16) % 2 for n in range(1, 400))
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
-    assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0, 40.0]
+    # The source's own size skips CRF 40 when two smaller sizes are probed below it.
+    assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0]
     assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0, 40.0]
     assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
-    assert len(grid) == 12
+    assert len(grid) == 11
+    small = plan.probe_grid(plan.probe_sizes(320, 240, 4), "h264")
+    assert [c for w, _, c in small if w == 320] == [25.0, 32.0, 40.0] and len(small) == 6
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
@@ -300,3 +303,35 @@ def test_a_source_with_a_huge_bitrate_gets_a_normal_plan(tmp_path) -> None:
     made = _plan(source, tmp_path, "lossless")
     assert made.top.planned_vmaf == pytest.approx(95, abs=0.01)
     assert made.top.bitrate_kbps < source_kbps / 3
+
+
+def test_scoring_every_nth_frame_upscales_only_those_and_scores_the_same(tmp_path) -> None:
+    """The distorted frames libvmaf does not score are not upscaled (the gaps are filled with
+    the last scored frame); the scored frames must score exactly what they score when every
+    frame is upscaled and scored, so the pairing of encode and reference frames is unchanged."""
+    import json
+    import subprocess
+
+    source = make_clip(tmp_path / "pan.mp4", Shape(320, 240, 25, 1.0, False, content="pan"))
+    encoded = tmp_path / "small.mp4"
+    subprocess.run(
+        [
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(source)),
+            *("-vf", "scale=160:120", "-c:v", "libx264", "-crf", "30", str(encoded)),
+        ],
+        check=True,
+    )
+    logs = {}
+    for step in (1, 3):
+        logs[step] = tmp_path / f"every-{step}.json"
+        cmd = quality.build_multi_vmaf_command(
+            [encoded], source, 320, 240, Fraction(25), [logs[step]], ffmpeg=FFMPEG, subsample=step
+        )
+        assert ("select=" in " ".join(cmd)) == (step > 1)
+        _run(cmd)
+    frames = {s: json.loads(p.read_text())["frames"] for s, p in logs.items()}
+    every = {f["frameNum"]: f["metrics"] for f in frames[1]}
+    assert len(every) == 25 and [f["frameNum"] for f in frames[3]] == list(range(0, 25, 3))
+    for f in frames[3]:
+        for name in ("vmaf", "psnr_y", "float_ssim"):
+            assert f["metrics"][name] == pytest.approx(every[f["frameNum"]][name], abs=1e-6)
