@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import random
 import statistics
 import subprocess
@@ -172,6 +173,31 @@ def measure_results(bootstrap: str, topics: list[str], stop: threading.Event, ou
     consumer.close()
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its descendants (the PyFlink driver and the
+    JVM it starts), read from /proc; children that already exited are not counted."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    family, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in family:
+                family.add(pid)
+                frontier.append(pid)
+    return sum(times.get(pid, 0.0) for pid in family)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -185,6 +211,13 @@ def main() -> int:
     p.add_argument("--qoe-window-ms", type=int, default=10_000)
     p.add_argument("--out-of-orderness-ms", type=int, default=2_000)
     p.add_argument("--preload", action="store_true", help="produce first, then time the drain")
+    p.add_argument(
+        "--flink-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to the job (streaming.qoe_job --flink-conf), to compare settings",
+    )
     args = p.parse_args()
     bootstrap = settings.kafka_bootstrap()
     run = uuid.uuid4().hex[:8]
@@ -221,6 +254,7 @@ def main() -> int:
         "--checkpoint-interval-ms=5000",
         f"--checkpoint-dir={work / 'checkpoints'}",
         "--restore=none",
+        *(f"--flink-conf={item}" for item in args.flink_conf),
     ]
     sink_cmd = [
         sys.executable,
@@ -247,6 +281,7 @@ def main() -> int:
                 raise SystemExit(f"job did not start:\n{(work / 'job.log').read_text()[-3000:]}")
             time.sleep(0.5)
         reader.start()
+        job_cpu_start = tree_cpu_seconds(job.pid)
         counter = mp.Value("q", 0)
         producer = mp.Process(
             target=produce, args=(bootstrap, topics["events"], args.rate, args.seconds, counter)
@@ -263,6 +298,8 @@ def main() -> int:
             if not producer.is_alive() and produced - done == 0:
                 break
         producer.join()
+        job_cpu = tree_cpu_seconds(job.pid) - job_cpu_start
+        consumed = committed_total(bootstrap, topics["events"], group, 4)
         elapsed_produce = min(args.seconds, max(1e-9, time.time() - t0))
         time.sleep(3)
     finally:
@@ -297,6 +334,10 @@ def main() -> int:
             f"p50 {pct(values, 0.5):.2f} s, p99 {pct(values, 0.99):.2f} s"
         )
     print(f"(watermark delay {args.out_of_orderness_ms / 1000:.1f} s is part of each delay)")
+    print(
+        f"job CPU {job_cpu:.1f} s for {consumed:,} events consumed: "
+        f"{consumed / max(job_cpu, 1e-9):,.0f} events per CPU second"
+    )
     return 0
 
 
@@ -325,12 +366,14 @@ def drain(args, bootstrap: str, topic: str, group: str, cmds: list[list[str]], w
                 raise SystemExit(f"job did not start:\n{(work / 'job.log').read_text()[-3000:]}")
             time.sleep(0.2)
         t0 = time.time()
+        cpu0 = tree_cpu_seconds(job.pid)
         while True:
             time.sleep(1)
             done = committed_total(bootstrap, topic, group, 4)
             elapsed = time.time() - t0
             progress.append((elapsed, done))
             if done >= produced:
+                job_cpu = tree_cpu_seconds(job.pid) - cpu0
                 break
             if elapsed > 600:
                 raise SystemExit(f"not drained after 600 s: {done:,} of {produced:,}")
@@ -351,6 +394,9 @@ def drain(args, bootstrap: str, topic: str, group: str, cmds: list[list[str]], w
     print(
         f"drained {produced:,} events in {elapsed:.1f} s from the job running: "
         f"{produced / elapsed:,.0f} events/s (checkpoint every 1 s)"
+    )
+    print(
+        f"job CPU {job_cpu:.1f} s while draining: {produced / job_cpu:,.0f} events per CPU second"
     )
     return 0
 

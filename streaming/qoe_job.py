@@ -74,6 +74,11 @@ def flink_settings(args: argparse.Namespace, restore_from: Path | None) -> dict[
         "execution.checkpointing.num-retained": "3",
         "state.backend.type": args.state_backend,
     }
+    for item in args.flink_conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"qoe_job: --flink-conf {item!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
     jars = connector_jars(args.jars)
     if jars:
         options["pipeline.jars"] = ";".join(Path(j).as_uri() for j in jars)
@@ -153,8 +158,16 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (latest checkpoint in --checkpoint-dir, if any), none, or a checkpoint path",
     )
+    p.add_argument(
+        "--flink-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Flink or table option set on the job, over the job's own (repeatable)",
+    )
     p.add_argument("--jars", default="auto", help="auto, none, or comma-separated jar paths")
     p.add_argument("--print-sql", action="store_true", help="print the statements and exit")
+    p.add_argument("--explain", action="store_true", help="print Flink's plan for the job and exit")
     p.add_argument(
         "--detach",
         action="store_true",
@@ -194,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     statement_set = env.create_statement_set()
     for insert in insert_statements(cfg):
         statement_set.add_insert_sql(insert)
+    if args.explain:
+        print(statement_set.explain())
+        return 0
     result = statement_set.execute()
     job_id = result.get_job_client().get_job_id()
     restored = f" from {restore_from}" if restore_from else ""

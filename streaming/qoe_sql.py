@@ -134,26 +134,22 @@ def source_ddl(cfg: QoeConfig) -> str:
     }
     if cfg.bounded:
         options["scan.bounded.mode"] = "latest-offset"
+    # Only the fields the job reads are declared: the JSON format skips the others (user and
+    # profile ids, os, position, rendition, buffer, error code) without converting them, and
+    # the planner does not push a projection into this source (it has a watermark and
+    # metadata), so a declared field costs a conversion per event even when nothing reads it.
     return f"""CREATE TABLE viewing_events (
-  schema_version INT,
   event_id STRING,
   session_id STRING,
-  user_id STRING,
-  profile_id STRING,
   title_id STRING,
   device STRING,
-  os STRING,
   country STRING,
   cdn STRING,
   event_type STRING,
   event_ts TIMESTAMP_LTZ(3),
-  position_ms BIGINT,
-  rendition STRING,
   bitrate_kbps INT,
-  buffer_ms INT,
   startup_ms INT,
   stall_ms INT,
-  error_code STRING,
   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   -- The event time the watermark follows, with a clock that is broken beyond belief (more
   -- than FUTURE_TOLERANCE ahead of the Kafka timestamp) replaced by the Kafka timestamp: one
@@ -225,6 +221,9 @@ QOE_WINDOW_COLUMNS = """  kind STRING,
   errors BIGINT,
   error_rate DOUBLE"""
 
+# An alert carries every measurement of its window, not only the breached ones: it reads
+# alone, and the planner then computes the QoE windows once for both sinks (with fewer columns
+# the alerts would get a second aggregation of the whole stream of their own).
 ALERT_COLUMNS = """  alert_id STRING,
   kind STRING,
   title_id STRING,
@@ -238,7 +237,14 @@ ALERT_COLUMNS = """  alert_id STRING,
   startup_p95_ms DOUBLE,
   rebuffer_ratio DOUBLE,
   error_rate DOUBLE,
-  avg_bitrate_kbps DOUBLE"""
+  avg_bitrate_kbps DOUBLE,
+  events BIGINT,
+  starts BIGINT,
+  startup_p50_ms DOUBLE,
+  stall_count BIGINT,
+  stall_ms BIGINT,
+  playback_ms BIGINT,
+  errors BIGINT"""
 
 LATE_EVENT_COLUMNS = """  kind STRING,
   title_id STRING,
@@ -354,7 +360,8 @@ def alerts_insert(cfg: QoeConfig) -> str:
     return f"""INSERT INTO qoe_alerts_sink
 SELECT MD5({key}), 'qoe_alert', title_id, device, cdn, country, window_start, window_end,
   attempts, ARRAY_REMOVE(ARRAY[{entries}], CAST(NULL AS STRING)),
-  startup_p95_ms, rebuffer_ratio, error_rate, avg_bitrate_kbps
+  startup_p95_ms, rebuffer_ratio, error_rate, avg_bitrate_kbps,
+  events, starts, startup_p50_ms, stall_count, stall_ms, playback_ms, errors
 FROM qoe_metrics
 WHERE attempts >= {cfg.thresholds.min_attempts} AND ({any_breach})"""
 

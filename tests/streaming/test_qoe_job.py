@@ -227,6 +227,10 @@ def test_alerts_only_for_breaching_windows_with_enough_attempts(
     assert alert["breaches"] == ["startup_p95_ms", "error_rate", "avg_bitrate_kbps"]
     assert alert["attempts"] == 5 and alert["window_end"] == ts(300)
     assert len(alert["alert_id"]) == 32
+    # The alert carries its window's every measurement, the same as the window record.
+    window = windows_by_key(scenario_run)[("t2", "mobile", "akamai", "BR", ts(0))]
+    for measure in ("events", "starts", "startup_p50_ms", "stall_count", "playback_ms", "errors"):
+        assert alert[measure] == window[measure], measure
 
 
 def test_malformed_messages_do_not_stop_the_job(scenario_run: dict[str, Any]) -> None:
