@@ -157,11 +157,13 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     assert all(plan.vmaf_subsample(n, 3, 16) % 2 for n in range(1, 400))
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
-    # The source's own size skips CRF 40 when two smaller sizes are probed below it.
+    # The sizes above the two smallest skip CRF 40.
     assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0]
-    assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0, 40.0]
+    assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0]
+    assert [c for w, _, c in grid if w == 960] == [25.0, 32.0, 40.0]
     assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
-    assert len(grid) == 11
+    assert len(grid) == 10
+    assert len(plan.probe_grid(plan.probe_sizes(640, 272, 4), "h264")) == 8
     small = plan.probe_grid(plan.probe_sizes(320, 240, 4), "h264")
     assert [c for w, _, c in small if w == 320] == [25.0, 32.0, 40.0] and len(small) == 6
 
