@@ -90,12 +90,14 @@ def build_multi_vmaf_command(
     features: bool = True,
     models: list[str] | None = None,
     subsamples: list[int] | None = None,
+    decode_threads: int | None = None,
 ) -> list[str]:
     """Score several encodes against one reference in one process: the reference is decoded
     once and `split`; each encode is upscaled to the reference size with bicubic. `features`
     adds PSNR-Y and float SSIM (the probes of a plan skip them: VMAF alone is what they need).
     `models` and `subsamples` give each encode its own VMAF model and frame step (default:
-    `model` and `subsample` for all). The distorted inputs come first, the reference last."""
+    `model` and `subsample` for all). `decode_threads` caps each input's decoder threads (the
+    planner's probes: a few frames each). The distorted inputs come first, the reference last."""
     fps_str = f"{fps.numerator}/{fps.denominator}"
     fmt = "yuv420p10le" if bit_depth > 8 else "yuv420p"
     common = f"fps={fps_str},setpts=PTS-STARTPTS"
@@ -107,9 +109,10 @@ def build_multi_vmaf_command(
     ]
     extra = ":feature=name=psnr|name=float_ssim" if features else ""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    decode = ["-threads", str(decode_threads)] if decode_threads else []
     for path in distorted:
-        cmd += ["-i", str(path)]
-    cmd += ["-i", str(reference)]
+        cmd += [*decode, "-i", str(path)]
+    cmd += [*decode, "-i", str(reference)]
     models = models or [model] * n
     subsamples = subsamples or [subsample] * n
     for i, log_path in enumerate(log_paths):
