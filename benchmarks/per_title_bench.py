@@ -18,7 +18,9 @@ prints:
     ratio swings with what else runs in that minute, the CPU ratio much less.
 Each line also gives the load average (1 min) when the source started and ended.
 `--cost-only` (for long titles) skips the fixed ladder and scores only the per-title top rung:
-probe cost, encode cost and the top rung's planned vs achieved VMAF, no BD-rate.
+probe cost, encode cost and the top rung's planned vs achieved VMAF, no BD-rate. `--runs N`
+measures every source N times in turn and reports per source the cost ratio's median and worst
+and whether every run made the same plan.
 No Dagster and no stack needed.
 """
 
