@@ -19,9 +19,9 @@ already closed when it is computed) and are not printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
-import os
 import random
 import statistics
 import subprocess
@@ -40,6 +40,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from netflix_assets import settings  # noqa: E402
 from netflix_assets.clients.kafka import KafkaSettings  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lake_bench import process_cpu_s  # noqa: E402
 
 EVENT_MIX = [
     ("heartbeat", 86),
@@ -175,28 +178,17 @@ def measure_results(bootstrap: str, topics: list[str], stop: threading.Event, ou
 
 
 def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of a process and its descendants (the PyFlink driver and the
-    JVM it starts), read from /proc; children that already exited are not counted."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    family, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in family:
-                family.add(pid)
-                frontier.append(pid)
-    return sum(times.get(pid, 0.0) for pid in family)
+    """User + system CPU seconds of a process and its live descendants (the PyFlink driver and
+    the JVM it starts); children that already exited are not counted."""
+    family = [root]
+    for pid in family:  # grows while walked: each process's children join the end
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            family.extend(int(child) for child in children.read_text().split())
+    total = 0.0
+    for pid in family:
+        with contextlib.suppress(OSError):  # exited while walked
+            total += process_cpu_s(pid)
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
