@@ -226,7 +226,7 @@ def online_features(
 
 class ModelConfig(Config):
     iterations: int = 10
-    ncf_epochs: int = 10
+    ncf_epochs: int = 8
     ranker_rounds: int = 100
     candidates: int = Field(default=500, description="Candidates the ranker reorders.")
     ranker_users: int = Field(

@@ -244,7 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--eval-users", type=int, default=5_000)
-    parser.add_argument("--ncf-epochs", type=int, default=10)
+    parser.add_argument("--ncf-epochs", type=int, default=8)
     parser.add_argument("--implicit", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mmr-lambda", type=float, default=0.6)
