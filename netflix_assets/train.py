@@ -4,7 +4,7 @@ serving layer follows recommender_release), then summarize the evaluation."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 from dagster import DagsterInstance
 
@@ -24,15 +24,38 @@ def latest_partition(latest_event: date | None) -> str:
 JOB = "recommendations_job"
 
 
-def newest_interaction(spark, object_store) -> date | None:
-    """The time of the newest interaction; NoInteractions names what to run when none exist."""
-    from pyspark.sql import functions as F
+def newest_interaction(object_store) -> date | None:
+    """The UTC date of the newest interaction (spark_jobs.features.load_interactions' rows:
+    started sessions with a user, and imported ratings), read without Spark: the `deltalake`
+    reader scans the one or three columns it needs, so choosing the partition does not start a
+    JVM query before the run (it cost a fresh session's first Delta read, several seconds).
+    NoInteractions names what to run when neither table exists."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
 
-    from spark_jobs.features import load_interactions
+    from schema import tables
+    from spark_jobs.features import NO_INTERACTIONS, NoInteractions
 
-    interactions, _ = load_interactions(spark.get_session(), object_store)
-    newest = interactions.agg(F.max("ts")).first()[0]
-    return newest.date() if newest is not None else None
+    reads = {
+        tables.SILVER_PLAYBACK_SESSIONS: (
+            "session_start",
+            pc.field("started") & pc.field("user_id").is_valid(),
+        ),
+        tables.IMPORTED_INTERACTIONS: ("ts", None),
+    }
+    found, newest = False, []
+    for table, (column, where) in reads.items():
+        uri = object_store.table_uri(table)
+        if not DeltaTable.is_deltatable(uri):
+            continue
+        found = True
+        dataset = DeltaTable(uri).to_pyarrow_dataset()
+        values = dataset.to_table(columns=[column], filter=where).column(column)
+        if (value := pc.max(values).as_py()) is not None:
+            newest.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if not found:
+        raise NoInteractions(NO_INTERACTIONS)
+    return max(newest).astimezone(UTC).date() if newest else None
 
 
 def train(instance: DagsterInstance, partition: str | None = None, run_config: dict | None = None):
@@ -40,10 +63,7 @@ def train(instance: DagsterInstance, partition: str | None = None, run_config: d
     from netflix_assets.definitions import defs
 
     if partition is None:
-        resources = defs.resources
-        partition = latest_partition(
-            newest_interaction(resources["spark"], resources["object_store"])
-        )
+        partition = latest_partition(newest_interaction(defs.resources["object_store"]))
     result = defs.resolve_job_def(JOB).execute_in_process(
         partition_key=partition,
         instance=instance,

@@ -99,6 +99,12 @@ class NoInteractions(RuntimeError):
     """Neither played sessions nor imported ratings exist yet; the message names what to run."""
 
 
+NO_INTERACTIONS = (
+    "no interactions yet: materialize the lake (silver_playback_sessions) or run "
+    "`netflix-assets import-ratings` first"
+)
+
+
 def load_interactions(
     spark: SparkSession, store: ObjectStoreOps
 ) -> tuple[DataFrame, DataFrame | None]:
@@ -114,10 +120,7 @@ def load_interactions(
         imported = spark.read.format("delta").load(imported_path)
         sources.append(imported.select(*INTERACTION_SCHEMA.fieldNames()))
     if not sources:
-        raise NoInteractions(
-            "no interactions yet: materialize the lake (silver_playback_sessions) or run "
-            "`netflix-assets import-ratings` first"
-        )
+        raise NoInteractions(NO_INTERACTIONS)
     interactions = sources[0]
     for more in sources[1:]:
         interactions = interactions.unionByName(more)
