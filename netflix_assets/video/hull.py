@@ -149,10 +149,16 @@ def best_at(by_size: dict[tuple[int, int], list[ProbePoint]], kbps: float) -> Pl
         if probe is not None:
             return PlannedRung(probe.width, probe.height, probe.crf, probe.kbps, probe.vmaf)
     else:
-        cheapest = min((c[0] for c in by_size.values()), key=lambda p: (p.kbps, -p.vmaf))
-        return PlannedRung(
-            cheapest.width, cheapest.height, cheapest.crf, cheapest.kbps, cheapest.vmaf
+        # In a gap between curves (the own size probed only near the target, the smaller
+        # sizes' best probes far cheaper): the best probe within `kbps`. The cheapest probe of
+        # all, taken here before, put every rung of such a gap at the floor.
+        within = [p for c in by_size.values() for p in efficient(c) if p.kbps <= kbps]
+        pick = (
+            max(within, key=lambda p: (p.vmaf, p.width * p.height))
+            if within
+            else min((c[0] for c in by_size.values()), key=lambda p: (p.kbps, -p.vmaf))
         )
+        return PlannedRung(pick.width, pick.height, pick.crf, pick.kbps, pick.vmaf)
     curve = by_size[size]
     return PlannedRung(size[0], size[1], round(crf_at(curve, kbps), 1), kbps, score)
 

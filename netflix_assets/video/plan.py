@@ -386,16 +386,36 @@ def vmaf_subsample(frames: int, at_least: int, scored: int) -> int:
 
 
 def probe_grid(sizes: list[tuple[int, int]], codec: str) -> list[tuple[int, int, float]]:
-    """The first round of probes: every size at every CRF of the grid (see CRF_GRID), but the
-    sizes above the two smallest not at the grid's highest CRF: there a smaller size at a
-    middle CRF gives more VMAF for those bits (on a noisy 1080p pan, 720p at CRF 40 even took
-    more bits than at CRF 32). On the benchmark's 1080p and 640x272 titles those probes (the
-    dearest sizes of the round, scored densely) were neither on the ladder nor used by the
-    search, and the ladders recomputed without them were the same. With two sizes (a 320x240
-    display) every CRF stays: there the own size's CRF 40 brackets the search."""
+    """The first round of probes: every size at every CRF of the grid (see CRF_GRID), less the
+    probes that were neither on the ladder nor used by the search on the benchmark's titles:
+    - the sizes above the two smallest skip the grid's highest CRF: there a smaller size at a
+      middle CRF gives more VMAF for those bits (on a noisy 1080p pan, 720p at CRF 40 even
+      took more bits than at CRF 32);
+    - with four sizes (a display of 720p and up), the source's own size is probed at the
+      lowest CRF only and the smallest size skips it: the own size is the dearest probe to
+      encode and costs as much as any to score, and three smaller sizes cover the middle of
+      the ladder (on the 1080p pan neither own-size probe was on the ladder; on the slide the
+      search probes the own size where the top rung needs it), while the smallest size makes
+      only the lowest rungs, where a larger size at a middle CRF beats its lowest CRF;
+    - with two sizes (a display of 320x240 and below), the own size skips the lowest CRF: its
+      middle and highest CRF bracket the search, which probes lower CRFs where the target
+      needs them.
+    """
     crfs = [float(c) for c in CRF_GRID[codec]]
-    large = set(sizes[: len(sizes) - 2]) if len(sizes) >= 3 else set()
-    return [(w, h, c) for w, h in sizes for c in crfs if not ((w, h) in large and c == crfs[-1])]
+    own, smallest = sizes[0], sizes[-1]
+    grid = []
+    for w, h in sizes:
+        mine = list(crfs)
+        if len(sizes) >= 3 and (w, h) in sizes[:-2]:
+            mine = mine[:-1]
+        if len(sizes) >= 4 and (w, h) == own:
+            mine = mine[:1]
+        if len(sizes) >= 4 and (w, h) == smallest:
+            mine = mine[1:]
+        if len(sizes) == 2 and (w, h) == own:
+            mine = mine[1:]
+        grid += [(w, h, c) for c in mine]
+    return grid
 
 
 def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:

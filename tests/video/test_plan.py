@@ -98,6 +98,30 @@ def test_a_smaller_size_whose_best_probe_costs_less_is_a_rung_candidate() -> Non
     assert (rung.width, rung.crf, rung.kbps, rung.vmaf) == (960, 25.0, 943.0, 87.98)
 
 
+def test_rungs_in_a_gap_between_curves_take_the_best_probe_within_their_bitrate() -> None:
+    # An 8 s 1080p slide with its own size probed only near the target: no curve covers
+    # 180-360 kbps. Those rungs once all fell to the cheapest probe (360p at 28 kbps), and the
+    # ladder kept a floor rung, one below it and the top: three rungs with a 14x gap.
+    points = [
+        ProbePoint(1920, 1080, 23.0, 442.8, 95.52),
+        ProbePoint(1920, 1080, 25.0, 366.1, 94.45),
+        ProbePoint(1280, 720, 25.0, 175.7, 84.19),
+        ProbePoint(1280, 720, 32.0, 104.0, 78.16),
+        ProbePoint(960, 540, 25.0, 106.2, 78.37),
+        ProbePoint(960, 540, 32.0, 60.8, 71.91),
+        ProbePoint(960, 540, 40.0, 39.1, 56.29),
+        ProbePoint(640, 360, 32.0, 42.4, 55.9),
+        ProbePoint(640, 360, 40.0, 27.9, 37.58),
+    ]
+    gap = hull.best_at(hull.curves(points), 250.0)
+    assert (gap.width, gap.crf, gap.kbps) == (1280, 25.0, 175.7)
+    rungs = hull.select_ladder(points)
+    kbps = [r.kbps for r in rungs]
+    assert kbps == sorted(kbps) and len(rungs) >= 5
+    assert all(b / a <= 2.5 for a, b in itertools.pairwise(kbps))
+    assert rungs[-1].width == 1920 and rungs[-1].vmaf == pytest.approx(95.0)
+
+
 def test_easy_content_gets_fewer_bits_and_hard_content_fails_with_the_cause() -> None:
     easy = hull.select_ladder(model_points(0.2))
     hard = hull.select_ladder(model_points(3.0))
@@ -157,15 +181,18 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     assert all(plan.vmaf_subsample(n, 3, 16) % 2 for n in range(1, 400))
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
-    # The sizes above the two smallest skip CRF 40.
-    assert [c for w, _, c in grid if w == 1920] == [25.0, 32.0]
+    # Four sizes: the own size at the lowest CRF only (the search probes it near the target),
+    # the sizes above the two smallest skip CRF 40, the smallest skips CRF 25.
+    assert [c for w, _, c in grid if w == 1920] == [25.0]
     assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0]
     assert [c for w, _, c in grid if w == 960] == [25.0, 32.0, 40.0]
-    assert [c for w, _, c in grid if w == 640] == [25.0, 32.0, 40.0]
-    assert len(grid) == 10
+    assert [c for w, _, c in grid if w == 640] == [32.0, 40.0]
+    assert len(grid) == 8
+    # Three sizes (640x272): the own size skips CRF 40 only.
     assert len(plan.probe_grid(plan.probe_sizes(640, 272, 4), "h264")) == 8
+    # Two sizes (320x240): the own size's CRF 32 and 40 bracket the search.
     small = plan.probe_grid(plan.probe_sizes(320, 240, 4), "h264")
-    assert [c for w, _, c in small if w == 320] == [25.0, 32.0, 40.0] and len(small) == 6
+    assert [c for w, _, c in small if w == 320] == [32.0, 40.0] and len(small) == 5
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
