@@ -44,6 +44,22 @@ STEP = re.compile(
 STEP_START = re.compile(r" - ([a-z_]+) - STEP_START - ")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds so far of a process and every live descendant (the Spark JVM
+    and its launcher), from /proc (Linux)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -57,6 +73,8 @@ class Run:
     to_first_step: float = float("nan")
     after_steps: float = float("nan")
     steps: dict[str, float] = field(default_factory=dict)
+    step_cpu: dict[str, float] = field(default_factory=dict)  # process tree, at log lines
+    cpu_before_steps: float = float("nan")
     returncode: int = 0
     load_before: str = ""
     load_after: str = ""
@@ -87,7 +105,7 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Run:
     run = Run(load_before=load())
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    last_step_end = None
+    last_step_end, step_cpu_start = None, 0.0
     with log.open("w") as sink:
         proc = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -98,9 +116,12 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Run:
             sink.write(line)
             if "ENGINE_EVENT - Executing steps" in line and run.to_executing != run.to_executing:
                 run.to_executing = now
-            if STEP_START.search(line) and run.to_first_step != run.to_first_step:
-                run.to_first_step = now
+            if STEP_START.search(line):
+                step_cpu_start = tree_cpu_s(proc.pid)
+                if run.to_first_step != run.to_first_step:
+                    run.to_first_step, run.cpu_before_steps = now, step_cpu_start
             if found := STEP.search(line):
+                run.step_cpu[found.group(1)] = tree_cpu_s(proc.pid) - step_cpu_start
                 minutes, value, unit = found.group(2), float(found.group(3)), found.group(4)
                 value = value / 1000 if unit == "ms" else value + 60 * int(minutes or 0)
                 run.steps[found.group(1)] = value
@@ -131,12 +152,17 @@ def one_run(csv: Path, redis_db: int, keep: Path | None) -> Run:
 
 
 def report(run: Run) -> None:
-    steps = "  ".join(f"{name} {s:.1f}" for name, s in run.steps.items())
+    steps = "  ".join(
+        f"{name} {s:.1f} ({run.step_cpu.get(name, float('nan')):.1f})"
+        for name, s in run.steps.items()
+    )
     print(
         f"  train: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, peak RSS {run.rss_mb:,.0f} MB, "
         f"exit {run.returncode}; load {run.load_before} -> {run.load_after}\n"
         f"  before 'Executing steps' {run.to_executing:.1f} s, first step starts at "
-        f"{run.to_first_step:.1f} s; steps {sum(run.steps.values()):.1f} s: {steps}; "
+        f"{run.to_first_step:.1f} s ({run.cpu_before_steps:.1f} s of CPU); steps "
+        f"{sum(run.steps.values()):.1f} s ({sum(run.step_cpu.values()):.1f} s of CPU), "
+        f"name wall (CPU): {steps}; "
         f"after the last step {run.after_steps:.1f} s"
     )
 

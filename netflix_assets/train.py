@@ -4,6 +4,7 @@ serving layer follows recommender_release), then summarize the evaluation."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date
 
 from dagster import DagsterInstance
@@ -59,9 +60,22 @@ def newest_interaction(object_store) -> date | None:
 
 
 def train(instance: DagsterInstance, partition: str | None = None, run_config: dict | None = None):
-    """(partition, ExecuteInProcessResult) of one run of the recommendations job."""
+    """(partition, ExecuteInProcessResult) of one run of the recommendations job.
+
+    The default Spark session starts in a thread while the definitions load: its JVM starts in
+    a process of its own, so on 2 cores the two overlap instead of adding up. The run's steps
+    get that session (one per process, spark_jobs.session.get_session); if the definitions'
+    Spark resource is not the default one, the early session is stopped unused."""
+    from resources.spark import SparkResource
+
+    early = SparkResource()
+    starting = threading.Thread(target=early.get_session, name="spark-start", daemon=True)
+    starting.start()
     from netflix_assets.definitions import defs
 
+    starting.join()
+    if defs.resources["spark"] != early:
+        early.get_session().stop()
     if partition is None:
         partition = latest_partition(newest_interaction(defs.resources["object_store"]))
     result = defs.resolve_job_def(JOB).execute_in_process(

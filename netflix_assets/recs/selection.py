@@ -277,21 +277,37 @@ def served_lists(
     k: int = K,
 ) -> np.ndarray:
     """The lists the service would answer (two_stage.serve_list), one user at a time."""
-    out = np.full((len(task.users), k), -1, dtype=np.int64)
+    return served_lists_of(generator, similarity, [pipeline], task, ranking, k)[0]
+
+
+def served_lists_of(
+    generator: Fitted,
+    similarity: np.ndarray,
+    pipelines: list[two_stage.Pipeline],
+    task: Task,
+    ranking: Ranker | None = None,
+    k: int = K,
+) -> list[np.ndarray]:
+    """served_lists for several pipelines over one generator (MMR's curve): each user's
+    generator scores are computed once and copied for each pipeline (serve_list overwrites the
+    seen titles' scores), instead of once per pipeline."""
+    outs = [np.full((len(task.users), k), -1, dtype=np.int64) for _ in pipelines]
     popular = np.argsort(-np.asarray(task.history.sum(axis=0)).ravel(), kind="stable")
     for i, user in enumerate(task.users):
         seen = task.seen(int(user))
         scores = generator.one(int(user), seen)
-        picked = np.empty(0, dtype=np.int64)
-        if scores is not None:
-            titles, vector, rank = ranking(int(user)) if ranking else (None, None, None)
-            picked, _ = two_stage.serve_list(
-                scores, seen, k, pipeline, titles, vector, rank, similarity
-            )
-        if picked.size == 0:  # the service's cold-start list: popular titles not seen
-            picked = popular[~np.isin(popular, seen)][:k]
-        out[i, : len(picked)] = picked
-    return out
+        titles, vector, rank = ranking(int(user)) if ranking and scores is not None else (None,) * 3
+        for out, pipeline in zip(outs, pipelines, strict=True):
+            picked = np.empty(0, dtype=np.int64)
+            if scores is not None:
+                own = scores.copy() if len(pipelines) > 1 else scores
+                picked, _ = two_stage.serve_list(
+                    own, seen, k, pipeline, titles, vector, rank, similarity
+                )
+            if picked.size == 0:  # the service's cold-start list: popular titles not seen
+                picked = popular[~np.isin(popular, seen)][:k]
+            out[i, : len(picked)] = picked
+    return outs
 
 
 @dataclass
@@ -396,9 +412,11 @@ def select(
         out.best["blend"] = max(results, key=lambda r: r["ndcg@10"])["params"]
     out.generator = max(out.tuning, key=lambda n: max(r["ndcg@10"] for r in out.tuning[n]))
     similarity = _similarity(fitted_best, task)
-    for lam in MMR_LAMBDAS:
-        pipeline = two_stage.Pipeline(out.generator, use_ranker=False, mmr_lambda=lam)
-        tops = served_lists(fitted_best[out.generator], similarity, pipeline, task)
+    pipelines = [
+        two_stage.Pipeline(out.generator, use_ranker=False, mmr_lambda=lam) for lam in MMR_LAMBDAS
+    ]
+    curve = served_lists_of(fitted_best[out.generator], similarity, pipelines, task)
+    for lam, tops in zip(MMR_LAMBDAS, curve, strict=True):
         out.mmr_curve.append({"lambda": lam, **list_report(tops, task)})
     out.seconds = time.perf_counter() - started
     return out
