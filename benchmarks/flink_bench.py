@@ -19,7 +19,6 @@ already closed when it is computed) and are not printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing as mp
 import random
@@ -42,7 +41,7 @@ from netflix_assets import settings  # noqa: E402
 from netflix_assets.clients.kafka import KafkaSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lake_bench import process_cpu_s  # noqa: E402
+from proc_stats import tree_cpu_s  # noqa: E402
 
 EVENT_MIX = [
     ("heartbeat", 86),
@@ -177,20 +176,6 @@ def measure_results(bootstrap: str, topics: list[str], stop: threading.Event, ou
     consumer.close()
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (the PyFlink driver and
-    the JVM it starts); children that already exited are not counted."""
-    family = [root]
-    for pid in family:  # grows while walked: each process's children join the end
-        for children in Path(f"/proc/{pid}/task").glob("*/children"):
-            family.extend(int(child) for child in children.read_text().split())
-    total = 0.0
-    for pid in family:
-        with contextlib.suppress(OSError):  # exited while walked
-            total += process_cpu_s(pid)
-    return total
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -274,7 +259,7 @@ def main() -> int:
                 raise SystemExit(f"job did not start:\n{(work / 'job.log').read_text()[-3000:]}")
             time.sleep(0.5)
         reader.start()
-        job_cpu_start = tree_cpu_seconds(job.pid)
+        job_cpu_start = tree_cpu_s(job.pid)
         counter = mp.Value("q", 0)
         producer = mp.Process(
             target=produce, args=(bootstrap, topics["events"], args.rate, args.seconds, counter)
@@ -291,7 +276,7 @@ def main() -> int:
             if not producer.is_alive() and produced - done == 0:
                 break
         producer.join()
-        job_cpu = tree_cpu_seconds(job.pid) - job_cpu_start
+        job_cpu = tree_cpu_s(job.pid) - job_cpu_start
         consumed = committed_total(bootstrap, topics["events"], group, 4)
         elapsed_produce = min(args.seconds, max(1e-9, time.time() - t0))
         time.sleep(3)
@@ -369,14 +354,14 @@ def drain(args, bootstrap: str, topic: str, group: str, cmds: list[list[str]], w
                 raise SystemExit(f"job did not start:\n{(work / 'job.log').read_text()[-3000:]}")
             time.sleep(0.2)
         t0 = time.time()
-        cpu0 = tree_cpu_seconds(job.pid)
+        cpu0 = tree_cpu_s(job.pid)
         while True:
             time.sleep(1)
             done = committed_total(bootstrap, topic, group, 4)
             elapsed = time.time() - t0
             progress.append((elapsed, done))
             if done >= produced:
-                job_cpu = tree_cpu_seconds(job.pid) - cpu0
+                job_cpu = tree_cpu_s(job.pid) - cpu0
                 break
             if elapsed > 600:
                 raise SystemExit(f"not drained after 600 s: {done:,} of {produced:,}")

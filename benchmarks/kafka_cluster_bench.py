@@ -28,7 +28,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lake_bench import EVENTS_PER_USER_DAY, process_cpu_s, size_arguments  # noqa: E402
+from lake_bench import EVENTS_PER_USER_DAY, size_arguments  # noqa: E402
+from proc_stats import process_cpu_s  # noqa: E402
 
 from netflix_assets.stack.kafka_cluster import (  # noqa: E402
     MIN_INSYNC_REPLICAS,

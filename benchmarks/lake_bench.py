@@ -37,6 +37,8 @@ from deltalake import DeltaTable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from proc_stats import process_cpu_s  # noqa: E402
+
 from resources.kafka import KafkaResource  # noqa: E402
 from resources.object_store import ObjectStoreResource  # noqa: E402
 from resources.spark import SparkResource  # noqa: E402
@@ -79,13 +81,6 @@ FROM s GROUP BY user_id;
 class Timing:
     wall_s: float
     cpu_s: float
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far, all its threads (from /proc: Linux)."""
-    # Fields after the command name: state is the first, utime the 12th, stime the 13th.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuClock:

@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import redis
+from proc_stats import process_cpu_s
 from scipy.sparse import csr_matrix
 
 from netflix_assets import settings
@@ -124,12 +125,6 @@ def fill_redis(client: redis.Redis, users: int, titles: int) -> None:
         if u % 5000 == 4999:
             pipe.execute()
     pipe.execute()
-
-
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> str:
@@ -303,11 +298,11 @@ def main() -> None:
             def swap() -> None:
                 manifest.write_text(json.dumps(releases[1]))
 
-            cpu_before = server_cpu_seconds(server.pid)
+            cpu_before = process_cpu_s(server.pid)
             latencies, statuses, versions, server_side, sent, elapsed = asyncio.run(
                 load(args.port, args.rps, args.seconds, args.users, args.seconds / 2, swap)
             )
-            server_cpu = server_cpu_seconds(server.pid) - cpu_before
+            server_cpu = process_cpu_s(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=30)
