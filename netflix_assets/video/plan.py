@@ -386,36 +386,31 @@ def vmaf_subsample(frames: int, at_least: int, scored: int) -> int:
 
 
 def probe_grid(sizes: list[tuple[int, int]], codec: str) -> list[tuple[int, int, float]]:
-    """The first round of probes: every size at every CRF of the grid (see CRF_GRID), less the
-    probes that were neither on the ladder nor used by the search on the benchmark's titles:
-    - the sizes above the two smallest skip the grid's highest CRF: there a smaller size at a
-      middle CRF gives more VMAF for those bits (on a noisy 1080p pan, 720p at CRF 40 even
-      took more bits than at CRF 32);
-    - with four sizes (a display of 720p and up), the source's own size is probed at the
-      lowest CRF only and the smallest size skips it: the own size is the dearest probe to
-      encode and costs as much as any to score, and three smaller sizes cover the middle of
-      the ladder (on the 1080p pan neither own-size probe was on the ladder; on the slide the
-      search probes the own size where the top rung needs it), while the smallest size makes
-      only the lowest rungs, where a larger size at a middle CRF beats its lowest CRF;
-    - with two sizes (a display of 320x240 and below), the own size skips the lowest CRF: its
-      middle and highest CRF bracket the search, which probes lower CRFs where the target
-      needs them.
+    """The first round of probes: the sizes at the grid's CRFs (see CRF_GRID), less those that
+    were neither on the ladder nor needed by the search on the benchmark's titles.
+    - Sizes above the two smallest skip the highest CRF: a smaller size at a middle CRF gives
+      more VMAF for those bits (on a noisy 1080p pan, 720p at CRF 40 even took more bits than
+      at CRF 32).
+    - Four sizes (a display of 720p and up): the own size is probed at the lowest CRF only,
+      since it is the dearest probe to encode and three smaller sizes cover the middle of the
+      ladder (on the 1080p pan no own-size probe was on the ladder; on the slide the search
+      probes the own size near the target); only the smallest size keeps the highest CRF (the
+      floor: the 540p probe at CRF 40 scored below its CRF 32 on the pan), and it skips the
+      lowest, where a larger size at a middle CRF scores more for the bits.
+    - Two sizes (320x240 and below): the own size's middle and highest CRF bracket the
+      search, which probes lower CRFs where the target needs them; the smaller size, which
+      makes the lower rungs only, is probed at the lowest and highest CRF.
     """
-    crfs = [float(c) for c in CRF_GRID[codec]]
-    own, smallest = sizes[0], sizes[-1]
-    grid = []
-    for w, h in sizes:
-        mine = list(crfs)
-        if len(sizes) >= 3 and (w, h) in sizes[:-2]:
-            mine = mine[:-1]
-        if len(sizes) >= 4 and (w, h) == own:
-            mine = mine[:1]
-        if len(sizes) >= 4 and (w, h) == smallest:
-            mine = mine[1:]
-        if len(sizes) == 2 and (w, h) == own:
-            mine = mine[1:]
-        grid += [(w, h, c) for c in mine]
-    return grid
+    low, mid, high = (float(c) for c in CRF_GRID[codec])
+    if len(sizes) >= 4:
+        rows = [[low]] + [[low, mid]] * (len(sizes) - 2) + [[mid, high]]
+    elif len(sizes) == 3:
+        rows = [[low, mid], [low, mid, high], [low, mid, high]]
+    elif len(sizes) == 2:
+        rows = [[mid, high], [low, high]]
+    else:
+        rows = [[low, mid, high]]
+    return [(w, h, c) for (w, h), crfs in zip(sizes, rows, strict=True) for c in crfs]
 
 
 def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:

@@ -182,17 +182,19 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     sizes = plan.probe_sizes(1920, 1080, 4)
     grid = plan.probe_grid(sizes, "h264")
     # Four sizes: the own size at the lowest CRF only (the search probes it near the target),
-    # the sizes above the two smallest skip CRF 40, the smallest skips CRF 25.
+    # only the smallest keeps CRF 40 (the floor) and it skips CRF 25.
     assert [c for w, _, c in grid if w == 1920] == [25.0]
     assert [c for w, _, c in grid if w == 1280] == [25.0, 32.0]
-    assert [c for w, _, c in grid if w == 960] == [25.0, 32.0, 40.0]
+    assert [c for w, _, c in grid if w == 960] == [25.0, 32.0]
     assert [c for w, _, c in grid if w == 640] == [32.0, 40.0]
-    assert len(grid) == 8
+    assert len(grid) == 7
     # Three sizes (640x272): the own size skips CRF 40 only.
     assert len(plan.probe_grid(plan.probe_sizes(640, 272, 4), "h264")) == 8
-    # Two sizes (320x240): the own size's CRF 32 and 40 bracket the search.
+    # Two sizes (320x240): the own size's CRF 32 and 40 bracket the search; the smaller size
+    # spans the lower rungs with CRF 25 and 40.
     small = plan.probe_grid(plan.probe_sizes(320, 240, 4), "h264")
-    assert [c for w, _, c in small if w == 320] == [32.0, 40.0] and len(small) == 5
+    assert [c for w, _, c in small if w == 320] == [32.0, 40.0]
+    assert [c for w, _, c in small if w == 192] == [25.0, 40.0]
 
 
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
