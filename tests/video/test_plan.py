@@ -197,6 +197,22 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     assert [c for w, _, c in small if w == 192] == [25.0, 40.0]
 
 
+def test_small_samples_are_stored_uncompressed() -> None:
+    # An 8 s 1080p title's samples (25 frames, 78 MB) are read raw by every probe process;
+    # a 60 s title's (150 frames, 467 MB) and 4K's stay MagicYUV, to bound the disk.
+    fps = Fraction(25)
+    assert plan.raw_samples([(1.75, 2.25), (5.75, 6.25)], fps, (1920, 1080))
+    assert not plan.raw_samples([(9.0, 11.0), (29.0, 31.0), (49.0, 51.0)], fps, (1920, 1080))
+    assert not plan.raw_samples([(0.0, 4.0)], fps, (3840, 2160))
+    windows = [(1.75, 2.25)]
+    raw = plan.samples_command("ffmpeg", "in.mp4", windows, fps, "s.mkv", False, 8, raw=True)
+    assert raw[raw.index("-c:v") + 1] == "rawvideo"
+    packed = plan.samples_command("ffmpeg", "in.mp4", windows, fps, "s.mkv", False, 8)
+    assert packed[packed.index("-c:v") + 1] == "magicyuv"
+    deep = plan.samples_command("ffmpeg", "in.mp4", windows, fps, "s.mkv", False, 10, raw=True)
+    assert deep[deep.index("-c:v") + 1] == "ffv1"
+
+
 def test_probe_sizes_include_the_source_and_never_upscale() -> None:
     assert plan.probe_sizes(1920, 1080, 4) == [(1920, 1080), (1280, 720), (960, 540), (640, 360)]
     assert plan.probe_sizes(961, 541, 2) == [(960, 540), (640, 360)]
