@@ -59,22 +59,40 @@ def newest_interaction(object_store) -> date | None:
     return max(newest).astimezone(UTC).date() if newest else None
 
 
+LOCAL_DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+"""The JIT's first tier only, for a local driver (where all of Spark's work runs): a train run
+is a few minutes of small jobs, and the optimizing compiler's threads spent more CPU than they
+saved. Features of 100k interactions on a fresh JVM, 2 cores: 30-35 s of CPU against 56-59 s
+with both tiers, alternating runs (docs/RECS.md)."""
+
+
+def driver_options(spark) -> dict[str, str]:
+    """extra_conf for the train run's session: LOCAL_DRIVER_JAVA_OPTIONS on a local master whose
+    conf sets no driver Java options of its own; the resource's extra_conf otherwise."""
+    conf = dict(spark.extra_conf)
+    if spark.master.startswith("local") and "spark.driver.extraJavaOptions" not in conf:
+        conf["spark.driver.extraJavaOptions"] = LOCAL_DRIVER_JAVA_OPTIONS
+    return conf
+
+
 def train(instance: DagsterInstance, partition: str | None = None, run_config: dict | None = None):
     """(partition, ExecuteInProcessResult) of one run of the recommendations job.
 
     The default Spark session starts in a thread while the definitions load: its JVM starts in
     a process of its own, so on 2 cores the two overlap instead of adding up. The run's steps
     get that session (one per process, spark_jobs.session.get_session); if the definitions'
-    Spark resource is not the default one, the early session is stopped unused."""
+    Spark resource is not the default one, the early session is stopped unused. A local
+    driver gets LOCAL_DRIVER_JAVA_OPTIONS."""
     from resources.spark import SparkResource
 
-    early = SparkResource()
+    default = SparkResource()
+    early = SparkResource(extra_conf=driver_options(default))
     starting = threading.Thread(target=early.get_session, name="spark-start", daemon=True)
     starting.start()
     from netflix_assets.definitions import defs
 
     starting.join()
-    if defs.resources["spark"] != early:
+    if defs.resources["spark"] != default:
         early.get_session().stop()
     if partition is None:
         partition = latest_partition(newest_interaction(defs.resources["object_store"]))

@@ -52,6 +52,10 @@ def test_features_and_online_copy(spark, spark_resource, redis_resource, object_
         resources={"spark": spark_resource, "object_store": object_store, "redis": redis_resource},
     )
     assert result.success
+    for written in result.asset_materializations_for_node("recommendation_features"):
+        table = spark.read.format("delta").load(str(written.metadata["uri"].value))
+        day_rows = table.where(table.as_of == AS_OF).count()
+        assert written.metadata["rows"].value == day_rows > 0, written.asset_key
     users = {
         r["user_id"]: r
         for r in spark.read.format("delta")

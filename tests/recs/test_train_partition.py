@@ -72,3 +72,14 @@ def test_newest_interaction_reads_imported_ratings_too(spark, object_store, tmp_
 def test_no_interactions_names_what_to_run(object_store) -> None:
     with pytest.raises(NoInteractions, match="import-ratings"):
         train.newest_interaction(object_store)
+
+
+def test_only_a_local_driver_gets_the_first_jit_tier() -> None:
+    from resources.spark import SparkResource
+
+    option = "spark.driver.extraJavaOptions"
+    local = train.driver_options(SparkResource(master="local[2]"))
+    assert local[option] == train.LOCAL_DRIVER_JAVA_OPTIONS
+    assert option not in train.driver_options(SparkResource(master="spark://spark:7077"))
+    own = SparkResource(master="local[*]", extra_conf={option: "-Xss4m"})
+    assert train.driver_options(own)[option] == "-Xss4m"
