@@ -227,11 +227,16 @@ def main() -> None:
             while client.info("persistence")["rdb_bgsave_in_progress"]:
                 time.sleep(0.5)
             client.set(FILLED, filled)
-            client.save()
             print(
                 f"redis db {DB} filled in {time.perf_counter() - t0:.1f} s "
                 f"({client.info('memory')['used_memory_human']})"
             )
+        # The snapshot policy counts changes in every db: other writers of a shared Redis (a
+        # train run's online features) leave changes that would start that snapshot during the
+        # load phase. Take it now, so the load phase starts with none pending.
+        while client.info("persistence")["rdb_bgsave_in_progress"]:
+            time.sleep(0.5)
+        client.save()
 
         # Baseline: the same computation in process, no HTTP and no Redis; once with the ranker
         # the service uses (compiled) and once with LightGBM's own predict, interleaved.
