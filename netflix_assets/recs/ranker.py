@@ -67,7 +67,10 @@ def train(
         "min_data_in_leaf": 100,
         "seed": seed,
         "deterministic": True,
-        "num_threads": 2,
+        # One thread: OpenMP's second thread spins while it waits, and on a busy 2-core host
+        # 100 rounds over 450 users x 500 candidates took 20-22 s of CPU on two threads
+        # against 2.6 s on one (alternating runs, load 6-8; docs/RECS.md).
+        "num_threads": 1,
         "verbose": -1,
     }
     return lgb.train(params, data, num_boost_round=rounds)

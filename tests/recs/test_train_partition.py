@@ -83,3 +83,16 @@ def test_only_a_local_driver_gets_the_first_jit_tier() -> None:
     assert option not in train.driver_options(SparkResource(master="spark://spark:7077"))
     own = SparkResource(master="local[*]", extra_conf={option: "-Xss4m"})
     assert train.driver_options(own)[option] == "-Xss4m"
+
+
+def test_the_ranker_trains_on_one_thread() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from netflix_assets.recs import ranker
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, len(ranker.FEATURES))), columns=ranker.FEATURES)
+    frame["label"] = (rng.random(400) < 0.1).astype(int)
+    frame["group"] = np.repeat(np.arange(8), 50)
+    assert ranker.train(frame, rounds=2).params["num_threads"] == 1
