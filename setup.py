@@ -32,6 +32,7 @@ CORE = [
     "pandas>=2.2,<3",  # ratings and training frames; pyspark 4.2 does not support pandas 3
     "scipy>=1.11",  # sparse interaction matrices for ALS
     "lightgbm>=4.5",  # the ranker
+    "threadpoolctl>=3.1",  # one BLAS thread in `train`'s model steps (netflix_assets/train.py)
     "lleaves>=1.3",  # compiles the ranker for serving (10x LightGBM's predict on 500 rows)
     "llvmlite>=0.43,<0.45",  # lleaves 1.3 uses the legacy pass manager, removed in llvmlite 0.45
     "torch>=2.5",  # NCF; PyPI's wheel brings CUDA libraries (about 3 GB) and runs on CPU too

@@ -6,11 +6,14 @@ before the run: pick one nobody else uses), so runs neither see nor disturb othe
 imports the ratings file with `netflix-assets import-ratings` (timed apart, not in the figure),
 then runs `netflix-assets train` and prints:
 
-- the wall time and CPU time (user + sys of the process and the children it waited for, as
-  /usr/bin/time counts them; the Spark JVM is one) of the whole `train` command, its peak RSS;
+- the wall time of the whole `train` command; its CPU time summed over the process tree
+  through the last step (the Spark JVM included, read from /proc at Dagster's step lines), and
+  as wait4 (/usr/bin/time) counts it, which misses the JVM (not waited for); its peak RSS;
 - the time from the command's start to Dagster's "Executing steps" (process start, imports,
-  definitions, finding the partition to train) and to the first step's start (Spark's session);
-- each step's time as Dagster reports it, and the time after the last step (printing, exit);
+  definitions with Spark's session starting beside them, finding the partition to train) and
+  to the first step's start, with the process tree's CPU by then;
+- each step's time as Dagster reports it and its process-tree CPU, and the time after the last
+  step (printing, exit);
 - the load average before and after.
 
 `--imports` also prints the import time of the definitions (`python -X importtime`, the
@@ -75,6 +78,7 @@ class Run:
     steps: dict[str, float] = field(default_factory=dict)
     step_cpu: dict[str, float] = field(default_factory=dict)  # process tree, at log lines
     cpu_before_steps: float = float("nan")
+    tree_cpu: float = float("nan")  # the process tree (JVM included) through the last step
     returncode: int = 0
     load_before: str = ""
     load_after: str = ""
@@ -121,7 +125,8 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Run:
                 if run.to_first_step != run.to_first_step:
                     run.to_first_step, run.cpu_before_steps = now, step_cpu_start
             if found := STEP.search(line):
-                run.step_cpu[found.group(1)] = tree_cpu_s(proc.pid) - step_cpu_start
+                run.tree_cpu = tree_cpu_s(proc.pid)
+                run.step_cpu[found.group(1)] = run.tree_cpu - step_cpu_start
                 minutes, value, unit = found.group(2), float(found.group(3)), found.group(4)
                 value = value / 1000 if unit == "ms" else value + 60 * int(minutes or 0)
                 run.steps[found.group(1)] = value
@@ -157,8 +162,10 @@ def report(run: Run) -> None:
         for name, s in run.steps.items()
     )
     print(
-        f"  train: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, peak RSS {run.rss_mb:,.0f} MB, "
-        f"exit {run.returncode}; load {run.load_before} -> {run.load_after}\n"
+        f"  train: {run.wall:.1f} s wall; CPU {run.tree_cpu:.1f} s for the process tree through "
+        f"the last step (JVM included), {run.cpu:.1f} s as wait4 counts it (the process and the "
+        f"children it waited for: not the JVM); peak RSS {run.rss_mb:,.0f} MB, exit "
+        f"{run.returncode}; load {run.load_before} -> {run.load_after}\n"
         f"  before 'Executing steps' {run.to_executing:.1f} s, first step starts at "
         f"{run.to_first_step:.1f} s ({run.cpu_before_steps:.1f} s of CPU); steps "
         f"{sum(run.steps.values()):.1f} s ({sum(run.step_cpu.values()):.1f} s of CPU), "
@@ -234,10 +241,11 @@ def main() -> None:
         report(runs[-1])
     if runs:
         walls = sorted(r.wall for r in runs)
-        cpus = sorted(r.cpu for r in runs)
+        cpus = sorted(r.tree_cpu for r in runs)
         print(
             f"train over {len(runs)} runs: wall median {statistics.median(walls):.1f} s, worst "
-            f"{walls[-1]:.1f} s; CPU median {statistics.median(cpus):.1f} s, worst {cpus[-1]:.1f} s"
+            f"{walls[-1]:.1f} s; process-tree CPU median {statistics.median(cpus):.1f} s, worst "
+            f"{cpus[-1]:.1f} s; load {load()}"
         )
 
 

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, date
 
 from dagster import DagsterInstance
+from threadpoolctl import threadpool_limits
 
 from netflix_assets.partitions import event_date_partitions
 
@@ -82,7 +83,10 @@ def train(instance: DagsterInstance, partition: str | None = None, run_config: d
     a process of its own, so on 2 cores the two overlap instead of adding up. The run's steps
     get that session (one per process, spark_jobs.session.get_session); if the definitions'
     Spark resource is not the default one, the early session is stopped unused. A local
-    driver gets LOCAL_DRIVER_JAVA_OPTIONS."""
+    driver gets LOCAL_DRIVER_JAVA_OPTIONS. The steps run with one OpenBLAS thread: its second
+    thread spins while it waits, and the model steps' matrices (1,617 titles at 100k) are too
+    small to share; `select` at 100k took 5.5 s of CPU on one thread against 9.3-13.1 s on two
+    (alternating runs, load 7-9), and less wall time too."""
     from resources.spark import SparkResource
 
     default = SparkResource()
@@ -96,12 +100,13 @@ def train(instance: DagsterInstance, partition: str | None = None, run_config: d
         early.get_session().stop()
     if partition is None:
         partition = latest_partition(newest_interaction(defs.resources["object_store"]))
-    result = defs.resolve_job_def(JOB).execute_in_process(
-        partition_key=partition,
-        instance=instance,
-        run_config=run_config or {},
-        raise_on_error=False,
-    )
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = defs.resolve_job_def(JOB).execute_in_process(
+            partition_key=partition,
+            instance=instance,
+            run_config=run_config or {},
+            raise_on_error=False,
+        )
     return partition, result
 
 
