@@ -66,6 +66,8 @@ SEARCH_TOLERANCE = 1.0
 SEARCH_BRACKET = 3.0
 """CRF span of probes bracketing the target at which the search stops."""
 SMALL_DISPLAY_PIXELS = 640 * 480
+LONE_OVERSHOOT = 2.0
+"""CRFs the search goes past its extrapolation from a lone probe (one past it from two)."""
 SMALL_SEARCH_SPREAD = 1.5
 """On a display this small a search round probes the predicted CRF and SMALL_SEARCH_SPREAD
 either side of it: there a round's cost is mostly its two process starts, not its frames (a
@@ -410,28 +412,38 @@ def probe_grid(sizes: list[tuple[int, int]], codec: str) -> list[tuple[int, int,
       probes the own size near the target); only the smallest size keeps the highest CRF (the
       floor: the 540p probe at CRF 40 scored below its CRF 32 on the pan), and it skips the
       lowest, where a larger size at a middle CRF scores more for the bits.
-    - Two sizes (320x240 and below): the own size's middle and highest CRF bracket the
-      search, which probes lower CRFs where the target needs them; the smaller size, which
-      makes the lower rungs only, is probed at the lowest and highest CRF.
+    - Two sizes on a display of at most SMALL_DISPLAY_PIXELS (320x240): the own size's middle
+      and highest CRF bracket the search (there CRF 32 already scored 100 on a fast pan), which
+      probes lower CRFs where the target needs them; the smaller size, which makes the lower
+      rungs only, is probed at the lowest and highest CRF. On a larger display (two sizes by
+      configuration) every CRF stays: a noisy 3 s 720p title scored 72 at CRF 32 and needed
+      CRF 17, which three search rounds from there did not reach.
     """
     low, mid, high = (float(c) for c in CRF_GRID[codec])
+    small = sizes[0][0] * sizes[0][1] <= SMALL_DISPLAY_PIXELS
     if len(sizes) >= 4:
         rows = [[low]] + [[low, mid]] * (len(sizes) - 2) + [[mid, high]]
     elif len(sizes) == 3:
         rows = [[low, mid], [low, mid, high], [low, mid, high]]
-    elif len(sizes) == 2:
+    elif len(sizes) == 2 and small:
         rows = [[mid, high], [low, high]]
     else:
-        rows = [[low, mid, high]]
+        rows = [[low, mid, high]] * len(sizes)
     return [(w, h, c) for (w, h), crfs in zip(sizes, rows, strict=True) for c in crfs]
 
 
-def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float]) -> float:
+def _next_crf(
+    curve: list[ProbePoint],
+    target: float,
+    limits: tuple[float, float],
+    lone_slope: float | None = None,
+) -> float:
     """CRF expected to score `target`; VMAF falls as CRF rises. Between the probes that
     bracket the target: the secant through the two probes scoring nearest the target, kept
     inside the bracket (the chord between the bracket's ends, when that secant does not fall);
     VMAF bends down fast past the knee, so a chord to a far probe creeps up on the target a
-    fraction of a CRF a round. Otherwise extrapolated from the nearest two probes."""
+    fraction of a CRF a round. Otherwise extrapolated from the nearest two probes, or from a
+    lone probe with `lone_slope` (VMAF per CRF, borrowed from another size's curve)."""
     pts = sorted(curve, key=lambda p: p.crf)
     lo_crf, hi_crf = limits
     above = [p for p in pts if p.vmaf >= target]
@@ -450,7 +462,10 @@ def _next_crf(curve: list[ProbePoint], target: float, limits: tuple[float, float
                     crf = secant
             return round(crf, 1)
     pair = pts[:2] if not above else pts[-2:]
-    slope = (pair[1].vmaf - pair[0].vmaf) / (pair[1].crf - pair[0].crf) if len(pair) == 2 else 0
+    if len(pair) == 2:
+        slope = (pair[1].vmaf - pair[0].vmaf) / (pair[1].crf - pair[0].crf)
+    else:
+        slope = lone_slope or 0.0
     slope = min(slope, -0.5)  # at least half a VMAF per CRF step, so a flat curve still moves
     anchor = pair[0] if not above else pair[-1]
     crf = anchor.crf + (target - anchor.vmaf) / slope
@@ -592,9 +607,13 @@ def _search_top(
         if above and (close or (below and min(below) - max(above) <= SEARCH_BRACKET)):
             break
         bracketed = above and below and min(below) > max(above)
-        crf = _next_crf(curve, target, limits)
+        crf = _next_crf(curve, target, limits, _lone_slope(by_size, size))
         if not bracketed:
-            crf += -1.0 if not above else 1.0  # overshoot, so the next round brackets it
+            # Overshoot, so the next round brackets it; twice as far from a lone probe, whose
+            # slope is borrowed: VMAF flattens towards the top, and from CRF 25 at 88.6 a 3 s
+            # 720p title took three rounds (21, 18.5, 17) to pass 95 by one CRF.
+            step = LONE_OVERSHOOT if len(curve) == 1 else 1.0
+            crf += -step if not above else step
         spread = (0.0,)
         if prober.display[0] * prober.display[1] <= SMALL_DISPLAY_PIXELS:
             spread = (-SMALL_SEARCH_SPREAD, 0.0, SMALL_SEARCH_SPREAD)
@@ -605,6 +624,20 @@ def _search_top(
             break  # the CRF limit, or CRFs already measured: nothing new to learn
         points += prober.measure([(size[0], size[1], c) for c in crfs])
     return points
+
+
+def _lone_slope(
+    by_size: dict[tuple[int, int], list[ProbePoint]], size: tuple[int, int]
+) -> float | None:
+    """VMAF per CRF between the two lowest CRFs of the largest other size probed at two or
+    more: the slope a lone probe of `size` (the own size of a four-size grid) is extrapolated
+    with. Sizes next to each other bend alike at the same CRFs; without it, the fixed half a
+    VMAF per CRF sent a 3 s 720p title from CRF 25 (VMAF 88.6) to CRF 11 (27.7 Mbps)."""
+    for other in sorted(by_size, key=lambda s: -s[0] * s[1]):
+        pts = sorted(by_size[other], key=lambda p: p.crf)[:2]
+        if other != size and len(pts) == 2 and pts[1].crf != pts[0].crf:
+            return (pts[1].vmaf - pts[0].vmaf) / (pts[1].crf - pts[0].crf)
+    return None
 
 
 def fixed_rungs_estimate(points: list[ProbePoint], fixed: list[Rung]) -> list[tuple[float, float]]:

@@ -195,6 +195,27 @@ def test_probe_cost_is_bounded_by_the_grid_and_scored_frames() -> None:
     small = plan.probe_grid(plan.probe_sizes(320, 240, 4), "h264")
     assert [c for w, _, c in small if w == 320] == [32.0, 40.0]
     assert [c for w, _, c in small if w == 192] == [25.0, 40.0]
+    # Two sizes on a larger display (by configuration) keep every CRF.
+    assert len(plan.probe_grid(plan.probe_sizes(1280, 720, 2), "h264")) == 6
+
+
+def test_a_lone_probe_is_extrapolated_with_a_neighbouring_sizes_slope() -> None:
+    # A noisy 3 s 720p title: the own size probed at CRF 25 only (88.6); 540p falls 2 VMAF a
+    # CRF between 25 and 32. With the fixed half a VMAF per CRF the search went to CRF 11.
+    points = [
+        ProbePoint(1280, 720, 25.0, 2229.6, 88.55),
+        ProbePoint(960, 540, 25.0, 718.6, 78.71),
+        ProbePoint(960, 540, 32.0, 261.9, 64.52),
+        ProbePoint(640, 360, 25.0, 280.2, 66.83),
+        ProbePoint(640, 360, 32.0, 129.1, 51.29),
+    ]
+    by_size = hull.curves(points)
+    slope = plan._lone_slope(by_size, (1280, 720))
+    assert slope == pytest.approx((64.52 - 78.71) / 7)
+    lone = by_size[(1280, 720)]
+    assert plan._next_crf(lone, 95.0, (8.0, 51.0), slope) == pytest.approx(21.8, abs=0.05)
+    assert plan._next_crf(lone, 95.0, (8.0, 51.0)) == pytest.approx(12.1, abs=0.05)
+    assert plan._lone_slope({(1280, 720): lone}, (1280, 720)) is None
 
 
 def test_small_samples_are_stored_uncompressed() -> None:
