@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proc_stats import tree_cpu_s
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("netflix-assets"))
 STEP = re.compile(
@@ -45,22 +47,6 @@ STEP = re.compile(
     r"in (?:(\d+)m)?([\d.]+)(m?s)"
 )
 STEP_START = re.compile(r" - ([a-z_]+) - STEP_START - ")
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds so far of a process and every live descendant (the Spark JVM
-    and its launcher), from /proc (Linux)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def load() -> str:
