@@ -118,6 +118,8 @@ def cluster_config(ports: FlinkPorts, state: Path, slots: int) -> dict[str, str]
         "taskmanager.host": HOST,
         "taskmanager.numberOfTaskSlots": str(slots),
         "taskmanager.memory.process.size": "1280m",
+        # The throughput collector, as the local job's JVM (streaming/qoe_job.LOCAL_JVM_OPTIONS).
+        "env.java.opts.taskmanager": "-XX:+UseParallelGC",
         "rest.address": HOST,
         "rest.bind-address": HOST,
         "rest.port": str(ports.rest),
