@@ -196,6 +196,11 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="passed to the job (streaming.qoe_job --flink-conf), to compare settings",
     )
+    p.add_argument(
+        "--jvm-options",
+        help="the job's local JVM options (streaming.qoe_job --jvm-options; default the job's "
+        "own, -XX:+UseParallelGC; an empty string leaves the JVM's default collector, G1)",
+    )
     args = p.parse_args()
     bootstrap = settings.kafka_bootstrap()
     run = uuid.uuid4().hex[:8]
@@ -233,6 +238,7 @@ def main() -> int:
         f"--checkpoint-dir={work / 'checkpoints'}",
         "--restore=none",
         *(f"--flink-conf={item}" for item in args.flink_conf),
+        *([f"--jvm-options={args.jvm_options}"] if args.jvm_options is not None else []),
     ]
     sink_cmd = [
         sys.executable,
