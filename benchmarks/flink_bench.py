@@ -41,6 +41,7 @@ from netflix_assets import settings  # noqa: E402
 from netflix_assets.clients.kafka import KafkaSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host_check import redis_snapshot_warning  # noqa: E402
 from proc_stats import tree_cpu_s  # noqa: E402
 
 EVENT_MIX = [
@@ -202,6 +203,8 @@ def main() -> int:
         "own, -XX:+UseParallelGC; an empty string leaves the JVM's default collector, G1)",
     )
     args = p.parse_args()
+    if warning := redis_snapshot_warning(settings.redis_url()):
+        print(warning)
     bootstrap = settings.kafka_bootstrap()
     run = uuid.uuid4().hex[:8]
     topics = {k: f"bench-qoe-{k}-{run}" for k in ("events", "aggregates", "alerts")}

@@ -313,6 +313,12 @@ def main() -> None:
             server.wait(timeout=30)
         if not args.keep_redis:
             client.flushdb()
+        else:
+            print(
+                f"Redis db {DB} left filled (--keep-redis): while it is, every minute with writes "
+                "to this Redis snapshots all of it on these cores (other benchmarks warn); "
+                f"flush it when done: redis-cli -n {DB} FLUSHDB with the stack's password"
+            )
 
     errors = [s for s in statuses if s != 200]
     switch = next((t for t, v in sorted(versions) if v == "B"), None)

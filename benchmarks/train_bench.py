@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_check import redis_snapshot_warning
 from proc_stats import tree_cpu_s
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +202,10 @@ def main() -> None:
     parser.add_argument("--imports", action="store_true")
     parser.add_argument("--spark-start", action="store_true")
     args = parser.parse_args()
+    from netflix_assets import settings
+
+    if warning := redis_snapshot_warning(settings.redis_url()):
+        print(warning)
     if args.imports:
         imports()
     if args.spark_start:
