@@ -5,6 +5,11 @@ A background thread polls the source. A new release is prepared by a separate pr
 and then published by one reference assignment, so in-flight requests keep the bundle they hold
 and no request ever sees half a model. A release that fails to load is logged and skipped (and
 tried again only after `retry_seconds`); the old bundle keeps serving.
+
+The replaced bundle is released by the poller too, `retire_seconds` after the swap (requests
+take milliseconds, so none holds it by then): freeing a bundle unmaps hundreds of MB of pruned
+files, and whichever thread drops the last reference pays for it. Left to the request that
+happened to finish last on it, that was the event loop.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class ModelStore:
         poll_seconds: float = 10.0,
         prepare: Prepare | None = None,
         retry_seconds: float = 300.0,
+        retire_seconds: float = 5.0,
     ) -> None:
         """`release_dir` holds the prepared releases (it prunes those it does not serve, and
         only directories `prepared.prepare` made, so other files there are safe); `prepare` is
@@ -46,6 +52,8 @@ class ModelStore:
         self._child = prepared.Preparer() if prepare is None else None
         self._prepare = prepare or self._child
         self._retry_seconds = retry_seconds
+        self._retire_seconds = retire_seconds
+        self._retired: list[tuple[float, bundles.Bundle]] = []
         self._failed: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,6 +65,7 @@ class ModelStore:
 
     def refresh(self) -> bool:
         """Load the newest release if it differs from the current one; True when swapped."""
+        self.release_retired()
         found = self._source()
         if found is None:
             return False
@@ -81,11 +90,28 @@ class ModelStore:
         self._failed.pop(version, None)
         if self.current is not None:
             self.swaps += 1
+            self._retired.append((time.monotonic(), self.current))
         self.current = fresh
         self.loaded_at = time.time()
         prepared.prune(self._release_dir, keep={path})
         log.info("serving release %s", version)
         return True
+
+    def release_retired(self, now: float | None = None) -> int:
+        """Drop this store's references to bundles replaced at least `retire_seconds` ago, in
+        the calling thread (the poller's), and return how many were dropped."""
+        now = time.monotonic() if now is None else now
+        due = [b for at, b in self._retired if now - at >= self._retire_seconds]
+        if not due:
+            return 0
+        self._retired = [(at, b) for at, b in self._retired if now - at < self._retire_seconds]
+        started = time.perf_counter()
+        versions = [b.version for b in due]
+        del due  # the last reference, unless a request still holds one
+        log.info(
+            "released %s in %.1f ms", ", ".join(versions), (time.perf_counter() - started) * 1e3
+        )
+        return len(versions)
 
     def start(self) -> None:
         """Poll in the background until stop(). The preparer child is warmed first, so its

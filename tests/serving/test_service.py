@@ -480,3 +480,24 @@ def test_online_features_replace_a_watched_set_in_one_transaction(
     assert opened > closed, f"DEL {seen_key} ran outside a transaction: {sequence[: delete + 3]}"
     after = sequence[delete:]
     assert after.index("SADD") < after.index("EXEC")
+
+
+def test_a_replaced_bundle_is_released_by_the_poller_after_a_grace(tmp_path, object_store) -> None:
+    """The swap keeps the old bundle for retire_seconds, then the poller's own call drops the
+    last reference: freeing it unmaps the pruned release's files, which must not fall on the
+    request that happens to finish last on it (the event loop)."""
+    import weakref
+
+    manifest, root = tmp_path / "release.json", tmp_path / "releases"
+    source = bundle.manifest_file_source(manifest)
+    store = ModelStore(source, object_store, root, prepare=prepared.prepare, retire_seconds=3600)
+    write_release(object_store, manifest, "v1", "p", seed=1)
+    assert store.refresh()
+    old = weakref.ref(store.current)
+    write_release(object_store, manifest, "v2", "p", seed=2)
+    assert store.refresh() and store.current.version == "v2"
+    assert len(list(root.iterdir())) == 1  # v1's files pruned, still mapped
+    assert store.release_retired() == 0 and old() is not None  # within the grace
+    assert store.release_retired(now=time.monotonic() + 3600) == 1
+    assert old() is None  # freed by that call, in the caller's thread
+    assert store.release_retired(now=time.monotonic() + 7200) == 0
