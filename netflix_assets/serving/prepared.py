@@ -25,9 +25,11 @@ Layout of one prepared release, `<root>/<key>/`:
 
 A directory is written under a temporary name and renamed into place only when complete, so a
 preparation killed half-way leaves nothing that can be opened; the next attempt starts afresh.
-Every directory this module makes holds a `MARKER` file from its first moment, and `prune`
-removes only marked directories: the release folder is a command-line argument, and
-`--release-dir ~` must not cost anyone a home folder.
+Every directory this module makes holds a `MARKER` file from its second step (the first makes
+it empty), and `prune` removes only marked directories, or an empty one named as scratch is
+(a kill between the two steps), with `rmdir`, which cannot remove anything that holds a file:
+the release folder is a command-line argument, and `--release-dir ~` must not cost anyone a
+home folder.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -74,6 +77,7 @@ LAYOUT = 2
 code prepares its release afresh instead of opening a directory that lacks newer arrays (layout 2
 added the title-factor moments)."""
 MARKER = ".netflix-assets-prepared-release"
+SCRATCH_NAME = re.compile(r"\.[0-9a-f]{20}-[a-z0-9_]{8}")  # `prepare`'s mkdtemp under `key`
 """A file in every directory `prepare` makes: the only directories `prune` may remove."""
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -338,14 +342,20 @@ class Preparer:
 
 def prune(root: Path, keep: set[Path]) -> None:
     """Remove prepared releases other than `keep` (the server's current one), and scratch left
-    by a preparation that was killed: only directories holding `MARKER`, never anything else
+    by a preparation that was killed: only directories holding `MARKER`, and empty ones named
+    as `prepare` names its scratch (killed before the marker was written), never anything else
     in `root` (a user's files, a symlink). An old bundle still mapped keeps working: unlinking a
     mapped file does not unmap it."""
     if not root.exists():
         return
     keep = {p.resolve() for p in keep}
     for entry in root.iterdir():
-        if entry.is_symlink() or not (entry / MARKER).is_file():
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        if not (entry / MARKER).is_file():
+            if SCRATCH_NAME.fullmatch(entry.name):
+                with contextlib.suppress(OSError):  # not empty: not ours to judge
+                    entry.rmdir()
             continue
         if entry.resolve() not in keep:
             shutil.rmtree(entry, ignore_errors=True)

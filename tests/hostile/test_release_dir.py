@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,20 @@ def test_prune_removes_only_marked_directories(tmp_path: Path) -> None:
     (theirs / "file").write_text("x")
     prepared.prune(root, keep={ours})
     assert sorted(p.name for p in root.iterdir()) == ["abc", "theirs"]
+
+
+def test_prune_removes_scratch_killed_before_its_marker(tmp_path: Path) -> None:
+    """A kill between `mkdtemp` and the marker's write leaves an empty scratch directory; it
+    goes, while a folder of that name holding anything, or of another name, stays."""
+    root = tmp_path / "releases"
+    root.mkdir()
+    killed = Path(tempfile.mkdtemp(prefix=f".{'0123456789abcdef0123'}-", dir=root))
+    lookalike = root / ".0123456789abcdef0123-abcdefgh"
+    lookalike.mkdir()
+    (lookalike / "notes.txt").write_text("mine")
+    other_empty = root / ".cache"
+    other_empty.mkdir()
+    prepared.prune(root, keep=set())
+    assert not killed.exists()
+    assert (lookalike / "notes.txt").read_text() == "mine"
+    assert other_empty.is_dir()
