@@ -15,9 +15,9 @@ def redis_snapshot_warning(url: str) -> str | None:
     host, and the measured process runs slower for it (`train` at 100k: 73-76 s of CPU with
     the fill against 56 s without)."""
     try:
-        client = redis.Redis.from_url(url)
-        used = int(client.info("memory")["used_memory"])
-        keyspace = client.info("keyspace")
+        with redis.Redis.from_url(url) as client:
+            used = int(client.info("memory")["used_memory"])
+            keyspace = client.info("keyspace")
     except redis.RedisError:
         return None
     if used < LARGE_REDIS_BYTES:

@@ -25,9 +25,9 @@ Layout of one prepared release, `<root>/<key>/`:
 
 A directory is written under a temporary name and renamed into place only when complete, so a
 preparation killed half-way leaves nothing that can be opened; the next attempt starts afresh.
-Every directory this module makes holds a `MARKER` file from its second step (the first makes
-it empty), and `prune` removes only marked directories, or an empty one named as scratch is
-(a kill between the two steps), with `rmdir`, which cannot remove anything that holds a file:
+Every directory this module makes holds a `MARKER` file once its first step (making it empty)
+is done, and `prune` removes only marked directories, plus an empty directory named as scratch
+(a kill between those two steps) through `rmdir`, which cannot remove anything holding a file:
 the release folder is a command-line argument, and `--release-dir ~` must not cost anyone a
 home folder.
 """
@@ -77,8 +77,13 @@ LAYOUT = 2
 code prepares its release afresh instead of opening a directory that lacks newer arrays (layout 2
 added the title-factor moments)."""
 MARKER = ".netflix-assets-prepared-release"
-SCRATCH_NAME = re.compile(r"\.[0-9a-f]{20}-[a-z0-9_]{8}")  # `prepare`'s mkdtemp under `key`
-"""A file in every directory `prepare` makes: the only directories `prune` may remove."""
+"""A file in every directory `prepare` makes: the directories `prune` may remove (besides
+empty scratch, `SCRATCH_NAME`)."""
+KEY_DIGITS = 20
+"""Hex digits of a prepared directory's name (`key`)."""
+SCRATCH_NAME = re.compile(rf"\.[0-9a-f]{{{KEY_DIGITS}}}-[a-z0-9_]+")
+"""How `prepare`'s scratch is named (mkdtemp's prefix is `.` and the key, then a dash): the name
+`prune` uses for scratch killed before its marker was written, which it removes only if empty."""
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -130,7 +135,7 @@ def key(version: str, manifest: Manifest, store: ObjectStoreOps) -> str:
     stores that both hold a "v1" never share a prepared directory."""
     where = [store.uri(manifest[k]) for k in ("als_key", "ranker_key", "titles_key")]
     blob = json.dumps([LAYOUT, version, sorted(manifest.items()), where])
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return hashlib.sha256(blob.encode()).hexdigest()[:KEY_DIGITS]
 
 
 def _sorted(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
